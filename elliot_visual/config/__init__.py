@@ -1,0 +1,1 @@
+"""config layer of elliot_visual (see DESIGN.md)."""

@@ -1,0 +1,192 @@
+"""Typed, validated experiment objects: what Elliot's YAML dialect becomes at the door.
+
+Only ``config/`` reads YAML; every other layer receives these objects. Field names are Elliot's
+keys, so a validation error's location *is* the YAML key path. Paths here are already resolved
+(``{0}`` substituted, relative paths anchored at the config file's folder) by ``config.loader``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class Open(BaseModel):
+    """Strategy blocks whose extra keys are strategy-specific options checked by the strategy."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+
+class SideInformation(Open):
+    """One side-information loader: ``dataloader`` names a FEATURE_LOADERS entry; the rest are its options.
+
+    ``name`` lets several loaders of one kind coexist (e.g. one per CNN backbone); models choose
+    one with their ``loader`` hyperparameter. Elliot's default namespace name is kept otherwise.
+    """
+
+    dataloader: str
+    name: str | None = None
+
+
+class DataConfig(Strict):
+    strategy: Literal["dataset", "fixed", "hierarchy"] = "dataset"
+    dataset_path: Path | None = None
+    train_path: Path | None = None
+    validation_path: Path | None = None
+    test_path: Path | None = None
+    root_folder: Path | None = None
+    dataloader: str | None = None
+    side_information: list[SideInformation] = Field(default_factory=list)
+    drop_items_without_features: bool = False
+    header: bool = False
+    columns: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _paths_for_strategy(self) -> "DataConfig":
+        needed = {"dataset": ["dataset_path"], "fixed": ["train_path", "test_path"],
+                  "hierarchy": ["root_folder"]}[self.strategy]
+        missing = [k for k in needed if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"strategy '{self.strategy}' needs {', '.join(missing)}")
+        return self
+
+
+class Prefilter(Open):
+    """One prefiltering step: ``strategy`` names a PREFILTERS entry (threshold, core, rounds...)."""
+
+    strategy: str
+
+
+class SplitSpec(Open):
+    """A test or validation split: ``strategy`` names a SPLITTERS entry (test_ratio, leave_n_out...)."""
+
+    strategy: str
+
+
+class Splitting(Strict):
+    save_on_disk: bool = False
+    save_folder: Path | None = None
+    test_splitting: SplitSpec
+    validation_splitting: SplitSpec | None = None
+
+    @model_validator(mode="after")
+    def _folder_when_saving(self) -> "Splitting":
+        if self.save_on_disk and self.save_folder is None:
+            raise ValueError("save_on_disk: True needs save_folder")
+        return self
+
+
+class ComplexMetric(Open):
+    """``{metric: Name, ...options}`` under ``evaluation.complex_metrics``."""
+
+    metric: str
+
+
+class NegativeSampling(Strict):
+    """The sampled protocol: 1 held-out positive against ``num_items`` sampled negatives, ``trials`` times."""
+
+    strategy: Literal["random", "fixed"] = "random"
+    num_items: int = Field(100, ge=1)
+    trials: int = Field(1, ge=1)
+    seed: int = 42
+    files: list[Path] = Field(default_factory=list)
+
+
+class Evaluation(Strict):
+    cutoffs: list[int] = Field(default_factory=list)
+    simple_metrics: list[str] = Field(default_factory=lambda: ["nDCG"])
+    complex_metrics: list[ComplexMetric] = Field(default_factory=list)
+    relevance_threshold: float = 0
+    paired_ttest: bool = False
+    wilcoxon_test: bool = False
+    negative_sampling: NegativeSampling | None = None
+
+    @field_validator("cutoffs", mode="before")
+    @classmethod
+    def _scalar_cutoff(cls, value: Any) -> Any:
+        return [value] if isinstance(value, int) else value
+
+
+class EarlyStopping(Strict):
+    """Elliot's ``early_stopping`` block: stop when ``monitor`` got worse ``patience`` times in a row."""
+
+    monitor: str = "loss"
+    patience: int = Field(0, ge=0)
+    mode: Literal["min", "max", "auto"] = "auto"
+    min_delta: float = 0.0
+    rel_delta: float = 0.0
+    baseline: float | None = None
+    verbose: bool = False
+
+
+class Meta(Strict):
+    hyper_max_evals: int | None = Field(None, ge=1)
+    hyper_opt_alg: str = "grid"
+    validation_rate: int = Field(1, ge=1)
+    validation_metric: str | None = None
+    save_recs: bool = False
+    save_weights: bool = False
+    verbose: bool = False
+    restore: bool = False
+    restore_epoch: int | None = None
+    optimize_internal_loss: bool = False
+
+
+class ModelSpec(Strict):
+    """One ``models:`` entry. ``params`` holds fixed values; ``search`` the searched ones (raw YAML lists)."""
+
+    key: str
+    name: str
+    external: bool = False
+    meta: Meta = Field(default_factory=Meta)
+    params: dict[str, Any] = Field(default_factory=dict)
+    search: dict[str, list[Any]] = Field(default_factory=dict)
+    early_stopping: EarlyStopping | None = None
+
+    @property
+    def is_tuned(self) -> bool:
+        return bool(self.search)
+
+
+class Extraction(Open):
+    """An ``extraction:`` block, read by the extraction plugin (images, backbone, layers, output)."""
+
+
+class Experiment(Strict):
+    """The whole validated experiment."""
+
+    config_path: Path
+    dataset: str
+    data_config: DataConfig
+    prefiltering: list[Prefilter] = Field(default_factory=list)
+    splitting: Splitting | None = None
+    top_k: int = Field(10, ge=1)
+    evaluation: Evaluation = Field(default_factory=Evaluation)
+    gpu: int = -1
+    external_models_path: Path | None = None
+    path_output_rec_result: Path
+    path_output_rec_weight: Path
+    path_output_rec_performance: Path
+    path_output_figures: Path
+    random_seed: int = 42
+    binarize: bool = False
+    print_results_as_triplets: bool = False
+    extraction: list[Extraction] = Field(default_factory=list)
+    models: list[ModelSpec]
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    @model_validator(mode="after")
+    def _cutoffs_within_top_k(self) -> "Experiment":
+        if not self.evaluation.cutoffs:
+            self.evaluation.cutoffs = [self.top_k]
+        too_long = [k for k in self.evaluation.cutoffs if k > self.top_k]
+        if too_long:
+            raise ValueError(f"evaluation.cutoffs {too_long} exceed top_k={self.top_k}")
+        return self

@@ -1,0 +1,1 @@
+"""data layer of elliot_visual (see DESIGN.md)."""

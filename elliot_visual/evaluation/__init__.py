@@ -1,0 +1,1 @@
+"""evaluation layer of elliot_visual (see DESIGN.md)."""

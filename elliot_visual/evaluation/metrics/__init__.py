@@ -1,0 +1,1 @@
+"""evaluation metrics layer of elliot_visual (see DESIGN.md)."""

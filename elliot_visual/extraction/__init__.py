@@ -1,0 +1,1 @@
+"""extraction layer of elliot_visual (see DESIGN.md)."""

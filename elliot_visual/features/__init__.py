@@ -1,0 +1,1 @@
+"""features layer of elliot_visual (see DESIGN.md)."""

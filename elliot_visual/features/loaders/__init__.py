@@ -1,0 +1,1 @@
+"""features loaders layer of elliot_visual (see DESIGN.md)."""

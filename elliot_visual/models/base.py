@@ -1,0 +1,169 @@
+"""The model interface: one class per model, hyperparameters declared once.
+
+A model declares ``Params`` (a :class:`HyperParams` subclass built with :func:`hp`), which gives
+the validated parameters, the search space and the report name (``VBPR_seed=42_e=20_bs=256_...``,
+formed as Elliot forms it). It implements ``score(users)`` and either ``loss(batch)`` (gradient
+models, trained by the one loop in ``training/``) or ``fit(data)`` (closed-form models).
+Constructors do no work beyond building parameters: they receive the params, the sizes and the
+feature tensors named in ``needs``, never a config or a data object to dig into.
+"""
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, ClassVar, TypeVar
+
+import torch
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from torch import Tensor, nn
+
+from elliot_visual.registry import MODELS
+
+M = TypeVar("M", bound=type)
+
+
+def _parse_tuple(value: Any) -> Any:
+    """Elliot writes tuple hyperparameters as strings, ``"(64, 1)"``; accept both forms."""
+    if isinstance(value, str):
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise ValueError(f"expected a tuple such as (64, 1), got {value!r}") from None
+    if isinstance(value, (int, float)):
+        value = (value,)
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+IntTuple = Annotated[tuple[int, ...], BeforeValidator(_parse_tuple)]
+
+
+def hp(default: Any, short: str | None = None, *, in_name: bool = True, description: str = "",
+       **constraints: Any) -> Any:
+    """Declare one hyperparameter: its default, Elliot's short name for the report, constraints.
+
+    ``short`` defaults to the field name; ``in_name=False`` keeps it out of the model name.
+    ``constraints`` are pydantic's (``ge=0``, ``gt=0``, ``le=1``...).
+    """
+    return Field(default, description=description,
+                 json_schema_extra={"short": short, "in_name": in_name}, **constraints)
+
+
+class HyperParams(BaseModel):
+    """Validated, frozen hyperparameters; numbers arriving as YAML strings (``1e-5``) are cast."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    @classmethod
+    def short_names(cls) -> list[tuple[str, str]]:
+        """(field, short) pairs of the fields that appear in the model name, in declaration order."""
+        pairs = []
+        for field_name, info in cls.model_fields.items():
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            if extra.get("in_name", True):
+                pairs.append((field_name, extra.get("short") or field_name))
+        return pairs
+
+
+class TrainParams(HyperParams):
+    """What every gradient-trained model carries, first in its name as Elliot orders it."""
+
+    seed: int = hp(42, "seed")
+    epochs: int = hp(2, "e", ge=1)
+    batch_size: int = hp(-1, "bs", description="< 1 means all train pairs in one batch, as in Elliot")
+
+
+def format_value(value: Any) -> str:
+    """A hyperparameter as Elliot prints it in a model name: tuples as ``64-1``, ``.`` as ``$``."""
+    if isinstance(value, (tuple, list)):
+        text = "-".join(str(v) for v in value)
+    else:
+        text = str(value)
+    return text.replace(".", "$")
+
+
+class Recommender(nn.Module):
+    """Base of every model: stores params and sizes; subclasses hold one paper's maths.
+
+    Class attributes a model may set:
+    ``Params`` its hyperparameters; ``needs`` FeatureStore entries it reads (``visual_features``,
+    ``visual_pca_features``, ``visual_feat_map_features``, ``images``, ``item_categories``,
+    ``train_positives``); ``sampler`` the registered sampler building its batches (``bpr``).
+    """
+
+    Params: ClassVar[type[HyperParams]] = HyperParams
+    needs: ClassVar[tuple[str, ...]] = ()
+    sampler: ClassVar[str] = "bpr"
+    family: ClassVar[str] = ""
+
+    def __init__(self, params: HyperParams, n_users: int, n_items: int,
+                 features: Mapping[str, Tensor] | None = None) -> None:
+        super().__init__()
+        self.params = params
+        self.n_users = n_users
+        self.n_items = n_items
+
+    # --- the interface -------------------------------------------------------------------
+    def score(self, users: Tensor) -> Tensor:
+        """Scores for every catalogue item, shape (len(users), n_items); higher ranks first."""
+        raise NotImplementedError
+
+    def loss(self, batch: Any) -> Tensor:
+        """Scalar training loss of one batch (gradient models); the training loop steps on it."""
+        raise NotImplementedError
+
+    def fit(self, data: Any) -> None:
+        """Closed-form training on an :class:`~elliot_visual.data.interactions.Interactions`."""
+        raise NotImplementedError
+
+    # --- derived ---------------------------------------------------------------------------
+    @classmethod
+    def is_gradient_model(cls) -> bool:
+        """True when the model trains through ``loss`` (the shared loop), False for ``fit``."""
+        return cls.loss is not Recommender.loss
+
+    @classmethod
+    def report_name(cls, params: HyperParams) -> str:
+        """Elliot's model name: ``<Family>_<short>=<value>_...`` (``.`` printed as ``$``)."""
+        parts = [f"{short}={format_value(getattr(params, name))}" for name, short in params.short_names()]
+        return "_".join([cls.family, *parts]) if parts else cls.family
+
+    @property
+    def device(self) -> torch.device:
+        for tensor in list(self.parameters()) + list(self.buffers()):
+            return tensor.device
+        return torch.device("cpu")
+
+
+def register_model(name: str) -> Callable[[M], M]:
+    """``@register_model("VBPR")``: add a model to the registry under Elliot's name.
+
+    Checks the class contract at registration so that a broken model fails at import time.
+    """
+
+    def add(cls: M) -> M:
+        if not issubclass(cls, Recommender):
+            raise TypeError(f"model {name} must subclass Recommender")
+        if not (isinstance(cls.Params, type) and issubclass(cls.Params, HyperParams)):
+            raise TypeError(f"model {name} must declare Params as a HyperParams subclass")
+        if cls.score is Recommender.score:
+            raise TypeError(f"model {name} must implement score(users)")
+        has_loss = cls.loss is not Recommender.loss
+        has_fit = cls.fit is not Recommender.fit
+        if has_loss == has_fit:
+            raise TypeError(f"model {name} must implement exactly one of loss(batch) and fit(data)")
+        if "_" in name:
+            raise ValueError(f"model name {name} must not contain '_' (Elliot splits report names on it)")
+        cls.family = name
+        MODELS.register(name, cls)
+        return cls
+
+    return add
+
+
+def build_model(cls: type[Recommender], params: HyperParams, n_users: int, n_items: int,
+                features: Mapping[str, Tensor] | None = None) -> Recommender:
+    """Construct ``cls`` with its weights initialised from ``params.seed`` without touching global RNG state."""
+    seed = int(getattr(params, "seed", 42))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return cls(params, n_users, n_items, features or {})

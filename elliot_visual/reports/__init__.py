@@ -1,0 +1,1 @@
+"""reports layer of elliot_visual (see DESIGN.md)."""

@@ -1,0 +1,112 @@
+"""Atomic writes and the on-disk layout: the only place that decides where files go.
+
+Every file the project writes goes through :func:`atomic_write`: the bytes land in a temporary
+file beside the target, are flushed and fsynced, then renamed over the target, so a crash never
+leaves a half-written report, split or feature shard.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Open a temporary file next to ``path``; on success rename it to ``path``, on error delete it."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    binary = "b" in mode
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, mode, encoding=None if binary else encoding,
+                       newline=None if binary else "") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Atomically write ``text`` (UTF-8) to ``path``."""
+    with atomic_write(path, "w") as handle:
+        handle.write(text)
+    return Path(path)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Atomically write ``data`` to ``path``."""
+    with atomic_write(path, "wb") as handle:
+        handle.write(data)
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, obj: Any, indent: int = 4) -> Path:
+    """Atomically write ``obj`` as JSON (Elliot writes its best-params files with indent 4)."""
+    return write_text(path, json.dumps(obj, indent=indent, default=_json_default))
+
+
+def write_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Atomically write one array in NumPy's ``.npy`` format (byte-identical for equal arrays)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return write_bytes(path, buffer.getvalue())
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump()
+    raise TypeError(f"cannot write {type(obj).__name__} as JSON")
+
+
+def timestamp_suffix(now: _dt.datetime | None = None) -> str:
+    """Elliot's file-name time stamp, ``%Y_%m_%d_%H_%M_%S``."""
+    return (now or _dt.datetime.now()).strftime("%Y_%m_%d_%H_%M_%S")
+
+
+@dataclass(frozen=True)
+class ResultPaths:
+    """Elliot's result folders for one dataset: ``recs/``, ``weights/``, ``performance/`` (+ ``figures/``)."""
+
+    recs: Path
+    weights: Path
+    performance: Path
+    figures: Path
+
+    @classmethod
+    def under(cls, root: str | os.PathLike, dataset: str) -> "ResultPaths":
+        """The default layout ``<root>/<dataset>/{recs,weights,performance,figures}``."""
+        base = Path(root) / dataset
+        return cls(base / "recs", base / "weights", base / "performance", base / "figures")
+
+    def create(self) -> "ResultPaths":
+        """Create every folder (Elliot creates them all before the first model runs)."""
+        for folder in (self.recs, self.weights, self.performance, self.figures):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def safe_file_name(name: str) -> str:
+    """A model name usable as a file name (Elliot names ``recs/<model name>.tsv`` verbatim)."""
+    return name.replace(os.sep, "-").replace("\0", "")

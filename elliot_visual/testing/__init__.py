@@ -1,0 +1,1 @@
+"""testing layer of elliot_visual (see DESIGN.md)."""

