@@ -36,7 +36,13 @@ class SideInformation(Open):
 
 
 class DataConfig(Strict):
+    """``data_config``. ``layout`` (not an Elliot key) says how the files are written: ``elliot`` TSV,
+    ``mmrec`` (LATTICE json splits or ``.inter``), ``cornac`` text files, ``ducho`` benchmark TSVs.
+    With a non-Elliot layout, ``strategy: fixed`` may name the split's folder as ``root_folder``
+    instead of the three paths."""
+
     strategy: Literal["dataset", "fixed", "hierarchy"] = "dataset"
+    layout: Literal["elliot", "mmrec", "cornac", "ducho"] = "elliot"
     dataset_path: Path | None = None
     train_path: Path | None = None
     validation_path: Path | None = None
@@ -52,6 +58,8 @@ class DataConfig(Strict):
     def _paths_for_strategy(self) -> "DataConfig":
         needed = {"dataset": ["dataset_path"], "fixed": ["train_path", "test_path"],
                   "hierarchy": ["root_folder"]}[self.strategy]
+        if self.strategy == "fixed" and self.layout != "elliot" and self.root_folder is not None:
+            needed = []
         missing = [k for k in needed if getattr(self, k) is None]
         if missing:
             raise ValueError(f"strategy '{self.strategy}' needs {', '.join(missing)}")
@@ -103,7 +111,7 @@ class Evaluation(Strict):
     cutoffs: list[int] = Field(default_factory=list)
     simple_metrics: list[str] = Field(default_factory=lambda: ["nDCG"])
     complex_metrics: list[ComplexMetric] = Field(default_factory=list)
-    relevance_threshold: float = 0
+    relevance_threshold: int | float = 0
     paired_ttest: bool = False
     wilcoxon_test: bool = False
     negative_sampling: NegativeSampling | None = None

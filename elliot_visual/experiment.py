@@ -1,0 +1,55 @@
+"""The runner: one short function that reads as the pipeline it runs (see DESIGN.md)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from elliot_visual.config import load_experiment
+from elliot_visual.config.schema import Experiment
+from elliot_visual.data.loading import prepare_data
+from elliot_visual.evaluation.significance import compare_models
+from elliot_visual.features.store import side_information_provider
+from elliot_visual.reports.elliot_format import write_reports
+from elliot_visual.storage import ResultPaths
+from elliot_visual.tuning.tune import ModelOutcome, tune_and_evaluate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    """What a run produced: the experiment, each model entry's outcome, and the files written."""
+
+    experiment: Experiment
+    outcomes: list[ModelOutcome]
+    files: list[Path]
+
+
+def run_experiment(config_path: str | Path) -> RunSummary:
+    """Load the config, prepare data and features, tune/train/evaluate every model, write reports."""
+    exp = load_experiment(config_path)                              # config/: validated, or ConfigError
+    paths = result_paths(exp).create()
+    run_extraction_blocks(exp)                                      # extraction/: only missing features
+    folds = prepare_data(exp)                                       # data/: read, prefilter, split
+    folds, features = side_information_provider(exp, folds)         # features/: aligned to item index
+    outcomes = [tune_and_evaluate(spec, folds, exp, features, paths)  # tuning/ + training/ + evaluation/
+                for spec in exp.models]
+    significance = compare_models(outcomes, exp.evaluation)         # evaluation/: paired tests
+    files = write_reports(exp, outcomes, significance, paths)       # reports/: Elliot's files, figures
+    return RunSummary(exp, outcomes, files)
+
+
+def result_paths(exp: Experiment) -> ResultPaths:
+    """Elliot's three result folders from the config, plus the figures folder."""
+    return ResultPaths(recs=exp.path_output_rec_result, weights=exp.path_output_rec_weight,
+                       performance=exp.path_output_rec_performance, figures=exp.path_output_figures)
+
+
+def run_extraction_blocks(exp: Experiment) -> None:
+    """Run each ``extraction:`` block whose output is missing (imports the extras only when needed)."""
+    if not exp.extraction:
+        return
+    from elliot_visual.extraction.extract import ensure_features
+
+    ensure_features(exp)

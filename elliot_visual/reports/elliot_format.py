@@ -1,0 +1,164 @@
+"""Elliot's report files, same names, columns and number formatting; every file written atomically.
+
+``performance/rec_cutoff_<k>_relthreshold_<t>_<ts>.tsv``  one row per model entry (best configuration)
+``performance/rec_<Family>_cutoff_<k>_relthreshold_<t>_<ts>.tsv``  every trial of a tuned entry
+``performance/bestmodelparams_cutoff_<k0>_relthreshold_<t>_<ts>.json``
+``performance/stat_paired_ttest_cutoff_<k>_...tsv`` / ``stat_wilcoxon_test_...tsv``  (when enabled)
+``performance/triplets_rec_cutoff_<k>_...tsv``  (when ``print_results_as_triplets``)
+``recs/<model name>.tsv``  headerless ``user \\t item \\t score``
+
+Numbers are printed as pandas prints floats (``repr``: ``0.08499999999999998``, ``22.0``) and NaN
+as an empty field, which is what Elliot's ``DataFrame.to_csv`` produces.
+"""
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from elliot_visual.storage import ResultPaths, atomic_write, safe_file_name, write_json, write_text
+
+if TYPE_CHECKING:
+    from elliot_visual.config.schema import Experiment
+    from elliot_visual.tuning.tune import ModelOutcome
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One line of a performance table: a model name and its metric values at one cutoff."""
+
+    model: str
+    values: dict[str, float]
+
+
+def format_number(value: Any) -> str:
+    """A value as Elliot's pandas ``to_csv`` writes it: float repr, NaN empty."""
+    if value is None:
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return "" if math.isnan(value) else repr(float(value))
+    if isinstance(value, (int, np.integer)):
+        return repr(float(value))
+    return str(value)
+
+
+def format_threshold(threshold: float | int) -> str:
+    """``relthreshold_<t>`` as Elliot prints the YAML value (``1`` stays ``1``, ``1.5`` stays ``1.5``)."""
+    return str(threshold)
+
+
+def performance_table(rows: Sequence[ResultRow]) -> str:
+    """The TSV text: header ``model`` + metric columns (first row's order), one line per row."""
+    columns: list[str] = []
+    for row in rows:
+        for name in row.values:
+            if name not in columns:
+                columns.append(name)
+    lines = ["\t".join(["model", *columns])]
+    for row in rows:
+        lines.append("\t".join([row.model, *(format_number(row.values.get(c)) for c in columns)]))
+    return "\n".join(lines) + "\n"
+
+
+def triplets_table(rows: Sequence[ResultRow]) -> str:
+    """Long format ``model \\t metric \\t value`` with a header, as Elliot's triplets files."""
+    lines = ["model\tmetric\tvalue"]
+    for row in rows:
+        lines.extend(f"{row.model}\t{metric}\t{format_number(v)}" for metric, v in row.values.items())
+    return "\n".join(lines) + "\n"
+
+
+def significance_table(rows: Iterable[tuple[str, str, str, float]]) -> str:
+    """Headerless ``modelA \\t modelB \\t metric \\t p`` lines (both orderings supplied by the caller)."""
+    return "".join(f"{a}\t{b}\t{m}\t{float(p)!r}\n" for a, b, m, p in rows)
+
+
+def write_performance(paths: ResultPaths, cutoff: int, threshold: float | int, stamp: str,
+                      rows: Sequence[ResultRow], family: str | None = None, triplets: bool = False) -> list[Path]:
+    """Write one cutoff's performance table (and its triplets twin when asked)."""
+    prefix = f"rec_{family}_" if family else "rec_"
+    name = f"{prefix}cutoff_{cutoff}_relthreshold_{format_threshold(threshold)}_{stamp}.tsv"
+    written = [write_text(paths.performance / name, performance_table(rows))]
+    if triplets:
+        written.append(write_text(paths.performance / f"triplets_{name}", triplets_table(rows)))
+    return written
+
+
+def write_best_params(paths: ResultPaths, cutoff: int, threshold: float | int, stamp: str,
+                      default_metric: str, entries: list[dict[str, Any]]) -> Path:
+    """``bestmodelparams_...json``: Elliot's header object, then one ``{meta, recommender, configuration}`` each."""
+    header = {"default_validation_metric": default_metric, "default_validation_cutoff": cutoff,
+              "rel_threshold": threshold}
+    name = f"bestmodelparams_cutoff_{cutoff}_relthreshold_{format_threshold(threshold)}_{stamp}.json"
+    return write_json(paths.performance / name, [header, *entries])
+
+
+def write_significance(paths: ResultPaths, test: str, cutoff: int, threshold: float | int, stamp: str,
+                       rows: Iterable[tuple[str, str, str, float]]) -> Path:
+    """``stat_paired_ttest_...tsv`` or ``stat_wilcoxon_test_...tsv``."""
+    name = f"stat_{test}_cutoff_{cutoff}_relthreshold_{format_threshold(threshold)}_{stamp}.tsv"
+    return write_text(paths.performance / name, significance_table(rows))
+
+
+def write_recommendations(paths: ResultPaths, model_name: str, user_ids: np.ndarray,
+                          item_ids: np.ndarray, scores: np.ndarray) -> Path:
+    """``recs/<model name>.tsv``: ``user \\t item \\t score`` per line, users in order, items by rank.
+
+    ``item_ids`` is (n_users, k) of public ids (``None`` where a user had fewer candidates).
+    """
+    target = paths.recs / f"{safe_file_name(model_name)}.tsv"
+    buffer = io.StringIO()
+    for user, items, values in zip(user_ids, item_ids, scores):
+        for item, value in zip(items, values):
+            if item is None or (isinstance(item, float) and math.isnan(item)):
+                continue
+            buffer.write(f"{user}\t{item}\t{float(value)!r}\n")
+    with atomic_write(target, "w") as handle:
+        handle.write(buffer.getvalue())
+    return target
+
+
+def write_reports(exp: "Experiment", outcomes: "Sequence[ModelOutcome]",
+                  significance: dict[str, dict[int, list[tuple[str, str, str, float]]]],
+                  paths: ResultPaths, stamp: str | None = None) -> list[Path]:
+    """Every Elliot report file of one run; returns the paths written.
+
+    ``significance`` maps ``paired_ttest`` / ``wilcoxon_test`` to per-cutoff rows.
+    """
+    from elliot_visual.storage import timestamp_suffix
+
+    stamp = stamp or timestamp_suffix()
+    threshold = exp.evaluation.relevance_threshold
+    written: list[Path] = []
+    for cutoff in exp.evaluation.cutoffs:
+        rows = [ResultRow(o.best.name, o.best.test.values[cutoff]) for o in outcomes]
+        written += write_performance(paths, cutoff, threshold, stamp, rows,
+                                     triplets=exp.print_results_as_triplets)
+        for outcome in outcomes:
+            if outcome.spec.is_tuned:
+                trial_rows = [ResultRow(t.name, t.test.values[cutoff]) for t in outcome.trials]
+                written += write_performance(paths, cutoff, threshold, stamp, trial_rows,
+                                             family=outcome.family, triplets=exp.print_results_as_triplets)
+        for test, per_cutoff in significance.items():
+            if cutoff in per_cutoff:
+                written.append(write_significance(paths, test, cutoff, threshold, stamp, per_cutoff[cutoff]))
+    first_metric = exp.evaluation.simple_metrics[0] if exp.evaluation.simple_metrics else ""
+    entries = [{"meta": o.spec.meta.model_dump(exclude_none=True),
+                "recommender": o.best.name,
+                "configuration": {**o.best.params.model_dump(mode="json"), "name": o.best.name,
+                                  **({"best_iteration": o.best.best_iteration}
+                                     if o.best.best_iteration is not None else {})}}
+               for o in outcomes]
+    written.append(write_best_params(paths, exp.evaluation.cutoffs[0], threshold, stamp, first_metric, entries))
+    for outcome in outcomes:
+        if outcome.spec.meta.save_recs:
+            for trial in outcome.trials:
+                recs = trial.test.recommendations
+                written.append(write_recommendations(paths, trial.name, recs.user_ids, recs.item_ids,
+                                                     recs.scores))
+    return written

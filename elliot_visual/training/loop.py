@@ -1,0 +1,230 @@
+"""The one training loop: epochs, batches, device, AMP, validation, early stopping, checkpoints.
+
+Every gradient model trains here; a model file only says how to compute ``loss(batch)``. The loop
+never evaluates by itself: the caller passes ``validate(model) -> float`` (higher is better), which
+keeps ``training`` independent of ``evaluation``. As in Elliot, the reported model is the one of the
+best validation event (first on ties); its weights are kept in memory and restored at the end.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from elliot_visual.config.schema import EarlyStopping
+from elliot_visual.data.interactions import Interactions
+from elliot_visual.models.base import Recommender
+from elliot_visual.registry import SAMPLERS
+from elliot_visual.storage import write_bytes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingConfig:
+    """How to train, separate from what to train (the model's hyperparameters)."""
+
+    validation_rate: int = 1
+    early_stopping: EarlyStopping | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    checkpoint_dir: Path | None = None
+    restore: bool = False
+    amp: bool = True
+    progress: bool = True
+    description: str = ""
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    loss: float
+    validation: float | None = None
+
+
+@dataclass
+class TrainingResult:
+    """What happened: the per-epoch history and the best validation event."""
+
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_value: float | None = None
+    stopped_early: bool = False
+    restored: bool = False
+
+    @property
+    def validations(self) -> list[EpochRecord]:
+        return [r for r in self.history if r.validation is not None]
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced NaN or infinity; the message names the model and the epoch."""
+
+
+def resolve_device(gpu: int) -> torch.device:
+    """Elliot's ``gpu`` key: -1 is the CPU, ``n >= 0`` CUDA device n when CUDA is available."""
+    if gpu >= 0 and torch.cuda.is_available():
+        if gpu >= torch.cuda.device_count():
+            raise ValueError(f"gpu: {gpu} but only {torch.cuda.device_count()} CUDA device(s) exist")
+        return torch.device(f"cuda:{gpu}")
+    if gpu >= 0:
+        log.warning("gpu: %d requested but CUDA is not available; training on the CPU", gpu)
+    return torch.device("cpu")
+
+
+def should_stop(rule: EarlyStopping | None, observations: list[float]) -> bool:
+    """Elliot's early-stopping rule: the last ``patience`` consecutive changes all got worse.
+
+    ``observations`` are the monitored values at each validation event. Worse means lower for a
+    ``max`` monitor (metrics) and higher for ``min`` (loss), beyond ``min_delta`` / ``rel_delta``;
+    a ``baseline`` also counts any observation not beating it as worse.
+    """
+    if rule is None or rule.patience <= 0 or len(observations) <= rule.patience:
+        return False
+    mode = rule.mode if rule.mode != "auto" else ("min" if rule.monitor == "loss" else "max")
+    sign = 1.0 if mode == "max" else -1.0
+    recent = [sign * v for v in observations[-(rule.patience + 1):]]
+    for before, after in zip(recent, recent[1:]):
+        improvement = after - before
+        margin = max(rule.min_delta, abs(before) * rule.rel_delta)
+        beats_baseline = rule.baseline is None or after > sign * rule.baseline
+        if improvement > margin and beats_baseline:
+            return False
+    return True
+
+
+def _optimizer(model: Recommender) -> torch.optim.Optimizer:
+    """The model's own optimizer if it defines one, else Adam at ``params.lr`` (Elliot's visual models)."""
+    custom = getattr(model, "configure_optimizer", None)
+    if callable(custom):
+        return custom()
+    return torch.optim.Adam(model.parameters(), lr=float(getattr(model.params, "lr", 1e-3)))
+
+
+def build_sampler(model: Recommender, data: Interactions) -> Any:
+    """The registered sampler the model asks for, over the train matrix, seeded by the model's seed."""
+    params = model.params
+    options = model.sampler_options() if hasattr(model, "sampler_options") else {}
+    return SAMPLERS.get(model.sampler)(data.train, int(getattr(params, "batch_size", -1)),
+                                       seed=int(getattr(params, "seed", 42)), **options)
+
+
+def train(model: Recommender, data: Interactions, config: TrainingConfig,
+          validate: Callable[[Recommender], float] | None = None) -> TrainingResult:
+    """Train ``model`` on ``data.train``; validate every ``validation_rate`` epochs; keep the best.
+
+    Closed-form models (``fit``) are fitted once and validated once. With ``config.checkpoint_dir``
+    the best weights go to ``best-weights.pt`` and the resumable state to ``last.pt`` at every
+    validation event; with ``config.restore`` a finished run is restored without training and an
+    interrupted one resumes from its last state.
+    """
+    model.to(config.device)
+    result = TrainingResult()
+    if not model.is_gradient_model():
+        model.fit(data)
+        model.to(config.device)
+        if validate is not None:
+            value = _validate(model, validate)
+            result.history.append(EpochRecord(1, 0.0, value))
+            result.best_epoch, result.best_value = 1, value
+        return result
+
+    epochs = int(model.params.epochs)
+    if epochs < config.validation_rate:
+        raise ValueError(f"{model.family}: epochs ({epochs}) < validation_rate ({config.validation_rate}), "
+                         "so the model would never be validated")
+    sampler = build_sampler(model, data)
+    optimizer = _optimizer(model)
+    start_epoch, best_state = 1, None
+    state = _load_checkpoint(config) if config.restore else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if hasattr(sampler, "rng") and state.get("sampler_rng") is not None:
+            sampler.rng.bit_generator.state = state["sampler_rng"]
+        result.history = [EpochRecord(**r) for r in state["history"]]
+        result.best_epoch, result.best_value = state["best_epoch"], state["best_value"]
+        best_state = state["best_model"]
+        start_epoch = state["epoch"] + 1
+        result.restored = True
+        log.info("%s: resumed from epoch %d", config.description or model.family, state["epoch"])
+
+    use_amp = config.amp and config.device.type == "cuda"
+    monitor_loss = config.early_stopping is not None and config.early_stopping.monitor == "loss"
+    bar = tqdm(range(start_epoch, epochs + 1), desc=config.description or model.family,
+               disable=not config.progress, leave=False, unit="epoch")
+    for epoch in bar:
+        model.train()
+        total = 0.0
+        for batch in sampler.epoch():
+            batch = batch.to(config.device)
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
+                loss = model.loss(batch)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(f"{config.description or model.family}: loss became {loss.item()} "
+                                         f"at epoch {epoch}; lower lr or raise regularisation")
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach())
+        record = EpochRecord(epoch, total)
+        result.history.append(record)
+        bar.set_postfix(loss=f"{total:.4f}")
+        if validate is not None and epoch % config.validation_rate == 0:
+            record.validation = _validate(model, validate)
+            if result.best_value is None or record.validation > result.best_value:
+                result.best_epoch, result.best_value = epoch, record.validation
+                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+                if config.checkpoint_dir is not None:
+                    _save(config.checkpoint_dir / "best-weights.pt", best_state)
+            if config.checkpoint_dir is not None:
+                _save(config.checkpoint_dir / "last.pt", {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                    "history": [r.__dict__ for r in result.history], "best_epoch": result.best_epoch,
+                    "best_value": result.best_value, "best_model": best_state,
+                    "sampler_rng": getattr(getattr(sampler, "rng", None), "bit_generator", None)
+                    and sampler.rng.bit_generator.state})
+            observed = [r.loss if monitor_loss else r.validation for r in result.validations]
+            if should_stop(config.early_stopping, observed):
+                result.stopped_early = True
+                log.info("%s: early stop at epoch %d", config.description or model.family, epoch)
+                break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        result.best_epoch = result.history[-1].epoch if result.history else None
+    model.eval()
+    return result
+
+
+def _validate(model: Recommender, validate: Callable[[Recommender], float]) -> float:
+    model.eval()
+    with torch.inference_mode():
+        value = float(validate(model))
+    model.train()
+    if math.isnan(value):
+        value = float("-inf")
+    return value
+
+
+def _save(path: Path, obj: Any) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes(path, buffer.getvalue())
+
+
+def _load_checkpoint(config: TrainingConfig) -> dict | None:
+    if config.checkpoint_dir is None:
+        return None
+    path = config.checkpoint_dir / "last.pt"
+    if not path.exists():
+        return None
+    return torch.load(path, map_location=config.device, weights_only=False)

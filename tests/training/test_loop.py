@@ -1,0 +1,159 @@
+"""The one training loop: validation cadence, best-epoch restore, early stopping, resume."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import Tensor, nn
+
+from elliot_visual.config.schema import EarlyStopping
+from elliot_visual.data.interactions import Interactions
+from elliot_visual.models.base import Recommender, TrainParams, build_model, hp
+from elliot_visual.models.bprmf import BPRMF
+from elliot_visual.training.loop import NonFiniteLossError, TrainingConfig, should_stop, train
+
+
+@pytest.fixture()
+def block_data() -> Interactions:
+    """Two user groups, each liking its own half of the items: a signal BPR-MF must learn."""
+    rng = np.random.default_rng(0)
+    train_rows, test_rows = [], []
+    for u in range(40):
+        own = np.arange(u % 2, 40, 2)
+        chosen = rng.choice(own, size=10, replace=False)
+        train_rows += [(f"u{u}", f"i{i}", 1.0, u * 100 + n) for n, i in enumerate(chosen[:8])]
+        test_rows += [(f"u{u}", f"i{i}", 1.0) for i in chosen[8:]]
+    train = pd.DataFrame(train_rows, columns=["user", "item", "rating", "timestamp"])
+    test = pd.DataFrame(test_rows, columns=["user", "item", "rating"])
+    return Interactions.from_frames("blocks", train, test, validation=test)
+
+
+def _group_accuracy(model: Recommender, data: Interactions) -> float:
+    """Share of users whose best-scored held-out item belongs to their own group."""
+    scores = model.score(torch.arange(data.n_users)).detach().numpy()
+    scores[data.train.toarray() > 0] = -np.inf
+    best = scores.argmax(1)
+    groups = np.array([int(u[1:]) % 2 for u in data.user_ids])
+    item_groups = np.array([int(i[1:]) % 2 for i in data.item_ids])
+    return float((item_groups[best] == groups).mean())
+
+
+def test_bprmf_learns_planted_groups(block_data: Interactions) -> None:
+    params = BPRMF.Params(epochs=40, batch_size=16, factors=4, lr=0.05, l_w=0.001)
+    model = build_model(BPRMF, params, block_data.n_users, block_data.n_items)
+    result = train(model, block_data, TrainingConfig(progress=False))
+    assert len(result.history) == 40
+    assert _group_accuracy(model, block_data) == 1.0
+
+
+def test_validation_runs_every_rate_epochs_and_best_weights_are_restored(block_data: Interactions) -> None:
+    params = BPRMF.Params(epochs=6, batch_size=16, factors=4, lr=0.05)
+    model = build_model(BPRMF, params, block_data.n_users, block_data.n_items)
+    values = iter([0.1, 0.5, 0.3])
+    snapshots: list[Tensor] = []
+
+    def validate(m: Recommender) -> float:
+        snapshots.append(m.user_factors.detach().clone())
+        return next(values)
+
+    result = train(model, block_data, TrainingConfig(validation_rate=2, progress=False), validate)
+    assert [r.epoch for r in result.validations] == [2, 4, 6]
+    assert result.best_epoch == 4 and result.best_value == 0.5
+    assert torch.equal(model.user_factors.detach(), snapshots[1])
+
+
+def test_ties_keep_the_first_best_epoch(block_data: Interactions) -> None:
+    model = build_model(BPRMF, BPRMF.Params(epochs=3, batch_size=16), block_data.n_users, block_data.n_items)
+    result = train(model, block_data, TrainingConfig(progress=False), lambda m: 0.7)
+    assert result.best_epoch == 1
+
+
+@pytest.mark.parametrize(("observations", "patience", "expected"), [
+    ([0.5, 0.4, 0.3], 2, True),       # two consecutive drops of a max-monitored metric
+    ([0.5, 0.4, 0.45], 2, False),     # the last change improved
+    ([0.5, 0.4], 2, False),           # not more than patience observations yet
+    ([0.5, 0.4, 0.3], 0, False),      # patience 0 never stops (Elliot's default)
+])
+def test_early_stopping_follows_elliot_rule(observations: list[float], patience: int, expected: bool) -> None:
+    rule = EarlyStopping(monitor="Recall@10", patience=patience)
+    assert should_stop(rule, observations) is expected
+
+
+def test_early_stopping_on_loss_is_min_mode() -> None:
+    rule = EarlyStopping(monitor="loss", patience=1)
+    assert should_stop(rule, [1.0, 1.2]) and not should_stop(rule, [1.0, 0.9])
+
+
+def test_early_stop_ends_training(block_data: Interactions) -> None:
+    model = build_model(BPRMF, BPRMF.Params(epochs=20, batch_size=16), block_data.n_users, block_data.n_items)
+    falling = iter(np.linspace(1.0, 0.0, 20))
+    config = TrainingConfig(early_stopping=EarlyStopping(monitor="nDCG@10", patience=2), progress=False)
+    result = train(model, block_data, config, lambda m: float(next(falling)))
+    assert result.stopped_early and len(result.history) == 3 and result.best_epoch == 1
+
+
+class _Exploding(Recommender):
+    class Params(TrainParams):
+        lr: float = hp(1.0)
+
+    def __init__(self, params: TrainParams, n_users: int, n_items: int,
+                 features: Mapping[str, Tensor] | None = None) -> None:
+        super().__init__(params, n_users, n_items, features)
+        self.w = nn.Parameter(torch.ones(1))
+
+    def loss(self, batch) -> Tensor:  # noqa: ANN001
+        return self.w * float("nan")
+
+    def score(self, users: Tensor) -> Tensor:
+        return torch.zeros(len(users), self.n_items)
+
+
+def test_non_finite_loss_names_model_and_epoch(block_data: Interactions) -> None:
+    _Exploding.family = "Exploding"
+    model = build_model(_Exploding, _Exploding.Params(epochs=2, batch_size=8), block_data.n_users,
+                        block_data.n_items)
+    with pytest.raises(NonFiniteLossError, match="Exploding.*epoch 1"):
+        train(model, block_data, TrainingConfig(progress=False))
+
+
+def test_same_seed_gives_identical_weights(block_data: Interactions) -> None:
+    def run() -> Tensor:
+        model = build_model(BPRMF, BPRMF.Params(epochs=3, batch_size=16, seed=7), block_data.n_users,
+                            block_data.n_items)
+        train(model, block_data, TrainingConfig(progress=False))
+        return model.item_factors.detach().clone()
+
+    assert torch.equal(run(), run())
+
+
+def test_interrupted_run_resumes_to_identical_weights(block_data: Interactions, tmp_path) -> None:  # noqa: ANN001
+    params = BPRMF.Params(epochs=6, batch_size=16, seed=3, lr=0.05)
+    full = build_model(BPRMF, params, block_data.n_users, block_data.n_items)
+    train(full, block_data, TrainingConfig(progress=False, checkpoint_dir=tmp_path / "a"), lambda m: 0.0 + m.n_items)
+
+    class Interrupt(Exception):
+        pass
+
+    calls = {"n": 0}
+
+    def validate_then_crash(m: Recommender) -> float:
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise Interrupt
+        return 0.0 + m.n_items
+
+    first = build_model(BPRMF, params, block_data.n_users, block_data.n_items)
+    with pytest.raises(Interrupt):
+        train(first, block_data, TrainingConfig(progress=False, checkpoint_dir=tmp_path / "b"), validate_then_crash)
+    resumed = build_model(BPRMF, params, block_data.n_users, block_data.n_items)
+    result = train(resumed, block_data, TrainingConfig(progress=False, checkpoint_dir=tmp_path / "b", restore=True),
+                   lambda m: 0.0 + m.n_items)
+    assert result.restored and [r.epoch for r in result.history] == [1, 2, 3, 4, 5, 6]
+    # Best is epoch 1 in both runs (constant validation, first wins): compare the last states instead.
+    last_full = torch.load(tmp_path / "a" / "last.pt", weights_only=False)["model"]
+    last_resumed = torch.load(tmp_path / "b" / "last.pt", weights_only=False)["model"]
+    for key in last_full:
+        assert torch.equal(last_full[key], last_resumed[key]), key
