@@ -12,7 +12,7 @@ from elliot_visual.evaluation.significance import compare_models
 from elliot_visual.features.store import side_information_provider
 from elliot_visual.reports.elliot_format import write_reports
 from elliot_visual.storage import ResultPaths
-from elliot_visual.tuning.tune import ModelOutcome, tune_and_evaluate
+from elliot_visual.tuning.tune import ModelOutcome, comparison_variants, tune_and_evaluate
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,8 @@ def run_experiment(config_path: str | Path) -> RunSummary:
     run_extraction_blocks(exp)                                      # extraction/: only missing features
     folds = prepare_data(exp)                                       # data/: read, prefilter, split
     folds, features = side_information_provider(exp, folds)         # features/: aligned to item index
-    outcomes = [tune_and_evaluate(spec, folds, exp, features, paths)  # tuning/ + training/ + evaluation/
-                for spec in exp.models]
+    outcomes = [tune_and_evaluate(variant, folds, exp, features, paths)  # tuning/ + training/ + evaluation/
+                for spec in exp.models for variant in comparison_variants(spec)]
     significance = compare_models(outcomes, exp.evaluation)         # evaluation/: paired tests
     files = write_reports(exp, outcomes, significance, paths)       # reports/: Elliot's files, figures
     return RunSummary(exp, outcomes, files)

@@ -130,6 +130,7 @@ def write_reports(exp: "Experiment", outcomes: "Sequence[ModelOutcome]",
 
     ``significance`` maps ``paired_ttest`` / ``wilcoxon_test`` to per-cutoff rows.
     """
+    from elliot_visual.reports.summary import SummaryRow, write_summary
     from elliot_visual.storage import timestamp_suffix
 
     stamp = stamp or timestamp_suffix()
@@ -144,6 +145,9 @@ def write_reports(exp: "Experiment", outcomes: "Sequence[ModelOutcome]",
                 trial_rows = [ResultRow(t.name, t.test.values[cutoff]) for t in outcome.trials]
                 written += write_performance(paths, cutoff, threshold, stamp, trial_rows,
                                              family=outcome.family, triplets=exp.print_results_as_triplets)
+        summary = [SummaryRow(o.family, str(getattr(o.best.params, "loader", "-")), o.best.test.values[cutoff])
+                   for o in outcomes]
+        written += write_summary(paths, cutoff, threshold, stamp, summary, list(rows[0].values) if rows else [])
         for test, per_cutoff in significance.items():
             if cutoff in per_cutoff:
                 written.append(write_significance(paths, test, cutoff, threshold, stamp, per_cutoff[cutoff]))

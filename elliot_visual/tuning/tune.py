@@ -60,6 +60,26 @@ class ModelOutcome:
         return self.best.name.split("_")[0]
 
 
+COMPARISON_AXES = ("loader",)
+
+
+def comparison_variants(spec: ModelSpec) -> list[ModelSpec]:
+    """One entry per value of a comparison axis: a list under ``loader`` means *compare* the
+    feature sources (one report row per backbone), not *tune* over them."""
+    variants = [spec]
+    for axis in COMPARISON_AXES:
+        if axis not in spec.search:
+            continue
+        expanded = []
+        for variant in variants:
+            for value in variant.search[axis]:
+                search = {k: v for k, v in variant.search.items() if k != axis}
+                expanded.append(variant.model_copy(update={"params": {**variant.params, axis: value},
+                                                           "search": search}))
+        variants = expanded
+    return variants
+
+
 def no_features(cls: type[Recommender], params: HyperParams, data: Interactions) -> dict[str, torch.Tensor]:
     """The feature provider for experiments without side information."""
     if cls.needs:

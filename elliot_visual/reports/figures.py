@@ -1,0 +1,114 @@
+"""Figures: drawing only. Each function receives 2-D coordinates already computed and writes a PNG.
+
+The visual-profile picture follows Figure 2 of the CNNs-in-VRSs study: for one user, her training
+positives (green) and her top-k recommendations (red) in a t-SNE map of item visual features,
+the centroid of each set, and the segment joining them whose length is the user's VisDiv. A grid
+puts the same user side by side under several models or backbones.
+
+matplotlib's object API is used (``Figure`` + Agg canvas, no pyplot state), so drawing works
+headless and in threads; files are written atomically through storage.py.
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from elliot_visual.storage import write_bytes
+
+POSITIVE_COLOUR = "#2ca02c"
+RECOMMENDED_COLOUR = "#d62728"
+PANEL_SIZE = (5.2, 4.6)  # inches per panel
+DPI = 120
+
+
+@dataclass(frozen=True)
+class ProfilePanel:
+    """One user's map under one model: ``positives`` (p, 2), ``recommended`` (r, 2) coordinates,
+    both centroids (2,), the distance between them (``value``), and the panel's ``title``."""
+
+    title: str
+    positives: np.ndarray
+    recommended: np.ndarray
+    positive_centroid: np.ndarray
+    recommended_centroid: np.ndarray
+    value: float
+    subtitle: str = ""
+
+
+def draw_profile(ax: Axes, panel: ProfilePanel, legend: bool = True) -> None:
+    """Draw one panel on ``ax``: points, centroids, the joining segment and its length."""
+    pos, rec = np.asarray(panel.positives), np.asarray(panel.recommended)
+    pc, rc = np.asarray(panel.positive_centroid), np.asarray(panel.recommended_centroid)
+    ax.scatter(rec[:, 0], rec[:, 1], s=22, c=RECOMMENDED_COLOUR, marker="^", alpha=0.75, linewidths=0,
+               label=f"top-{len(rec)} recommended", zorder=2)
+    ax.scatter(pos[:, 0], pos[:, 1], s=30, c=POSITIVE_COLOUR, marker="o", alpha=0.85, edgecolors="white",
+               linewidths=0.5, label=f"training positives ({len(pos)})", zorder=3)
+    ax.plot([pc[0], rc[0]], [pc[1], rc[1]], color="black", linewidth=1.6, zorder=4,
+            label=f"centroid distance = {panel.value:.3g}")
+    ax.scatter([pc[0]], [pc[1]], s=170, c=POSITIVE_COLOUR, marker="X", edgecolors="black", linewidths=1.2,
+               zorder=5, label="centroid of positives")
+    ax.scatter([rc[0]], [rc[1]], s=170, c=RECOMMENDED_COLOUR, marker="X", edgecolors="black", linewidths=1.2,
+               zorder=5, label="centroid of top-k")
+    middle = (pc + rc) / 2
+    ax.annotate(f"{panel.value:.3g}", xy=(middle[0], middle[1]), xytext=(6, 6), textcoords="offset points",
+                fontsize=11, fontweight="bold", zorder=6,
+                bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "0.6", "alpha": 0.9})
+    ax.set_title(panel.title + (f"\n{panel.subtitle}" if panel.subtitle else ""), fontsize=11)
+    ax.set_xlabel("t-SNE dimension 1", fontsize=10)
+    ax.set_ylabel("t-SNE dimension 2", fontsize=10)
+    ax.tick_params(labelsize=8)
+    ax.grid(True, linewidth=0.4, alpha=0.4)
+    if legend:
+        ax.legend(fontsize=8, loc="best", framealpha=0.9)
+
+
+def save_png(figure: Figure, path: str | Path) -> Path:
+    """Render ``figure`` with Agg and write the PNG atomically."""
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    return write_bytes(path, buffer.getvalue())
+
+
+def profile_figure(panel: ProfilePanel, path: str | Path, title: str | None = None) -> Path:
+    """One user's visual profile (the study's Figure 2) as a PNG at ``path``."""
+    figure = Figure(figsize=PANEL_SIZE, layout="constrained")
+    ax = figure.subplots()
+    draw_profile(ax, panel)
+    if title:
+        figure.suptitle(title, fontsize=12)
+    return save_png(figure, path)
+
+
+def profile_grid(panels: Sequence[ProfilePanel], path: str | Path, title: str | None = None,
+                 columns: int | None = None, share_axes: bool = False) -> Path:
+    """The same user under several models or backbones, one panel each, side by side.
+
+    ``share_axes``: one scale for every panel (right when the coordinates come from one shared
+    map, the ``global`` projection; per-user maps of different models are not comparable).
+    """
+    if not panels:
+        raise ValueError("profile_grid needs at least one panel")
+    columns = columns or min(len(panels), 4)
+    rows = -(-len(panels) // columns)
+    figure = Figure(figsize=(PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, columns, sharex=share_axes, sharey=share_axes, squeeze=False)).ravel()
+    for ax, panel in zip(axes, panels):
+        draw_profile(ax, panel, legend=False)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    # The distance entry differs per panel (it is annotated on each); keep the shared ones.
+    shared = [(h, lab.split(" (")[0]) for h, lab in zip(handles, labels) if not lab.startswith("centroid distance")]
+    figure.legend([h for h, _ in shared], [lab for _, lab in shared], loc="outside lower center",
+                  ncols=len(shared), fontsize=9)
+    if title:
+        figure.suptitle(title, fontsize=13)
+    return save_png(figure, path)
