@@ -186,6 +186,13 @@ class Experiment(Strict):
     random_seed: int = 42
     binarize: bool = False
     print_results_as_triplets: bool = False
+    # Elliot keys accepted for compatibility; read by nobody here (logging is Python's, and no
+    # dry run on mock data or side-information alignment switch exists in this engine).
+    path_logger_config: Path | None = None
+    path_log_folder: Path | None = None
+    config_test: bool = False
+    align_side_with_train: bool = True
+    version: str | None = None
     extraction: list[Extraction] = Field(default_factory=list)
     models: list[ModelSpec]
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)

@@ -1,0 +1,97 @@
+"""``data_config`` to indexed splits: read -> prefilter -> binarize -> split, as Elliot's DataSetLoader does.
+
+* ``strategy: dataset`` reads ``dataset_path``, applies ``prefiltering`` in order, sets every
+  rating to 1 if ``binarize``, then splits (and saves the split when ``save_on_disk``);
+* ``strategy: fixed`` reads ``train_path``/``validation_path``/``test_path`` verbatim (no
+  prefiltering, no splitting; ``binarize`` still applies), or, for a non-Elliot ``layout``, the
+  split folder ``root_folder``;
+* ``strategy: hierarchy`` reads a split saved by ``save_on_disk`` from ``root_folder``.
+
+The result mirrors Elliot's data objects: a list over test folds of lists over validation folds
+of :class:`Interactions`.
+"""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from elliot_visual.data.interactions import Interactions
+from elliot_visual.data.prefilter import apply_prefilters
+from elliot_visual.data.readers import DataError, read_interactions, read_split_layout
+from elliot_visual.data.splitting import Folds, read_hierarchy, split
+
+if TYPE_CHECKING:
+    from elliot_visual.config.schema import Experiment
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_data(exp: Experiment, verbose: bool = True) -> list[list[Interactions]]:
+    """The experiment's splits, indexed: ``result[i][j]`` is test fold i, validation fold j.
+
+    Each :class:`Interactions` has the train part, the validation part (or None) and the test
+    part. With ``verbose`` a short summary (users, items, interactions per part) is printed.
+    """
+    folds = read_folds(exp)
+    data = [[Interactions.from_frames(exp.dataset, train, test, val) for train, val in inner]
+            for inner, test in folds]
+    if verbose:
+        print(describe(data))
+    return data
+
+
+def read_folds(exp: Experiment) -> Folds:
+    """The experiment's splits as frames (Elliot's nested ``[([(train, val), ...], test), ...]``)."""
+    config = exp.data_config
+    if config.strategy != "dataset":
+        ignored = [key for key, value in (("prefiltering", exp.prefiltering), ("splitting", exp.splitting)) if value]
+        if ignored:
+            logger.warning("data_config.strategy %s uses its files verbatim; %s ignored as in Elliot",
+                           config.strategy, " and ".join(ignored))
+    if config.strategy == "dataset":
+        if exp.splitting is None:
+            raise DataError("data_config.strategy: dataset needs a 'splitting' block with test_splitting "
+                            "(e.g. strategy: temporal_hold_out, test_ratio: 0.2)")
+        frame = read_interactions(config.dataset_path, config.layout, config.header, config.columns)
+        frame = apply_prefilters(frame, exp.prefiltering)
+        if exp.binarize:
+            frame = binarize(frame)
+        if frame.empty:
+            raise DataError(f"{config.dataset_path}: no rows left after prefiltering; loosen the prefiltering steps")
+        return split(frame, exp.splitting, seed=exp.random_seed)
+    if config.strategy == "fixed":
+        if config.train_path is None:
+            train, val, test = read_split_layout(config.layout, config.root_folder)
+        else:
+            read = lambda path: read_interactions(path, config.layout, config.header, config.columns)  # noqa: E731
+            train, test = read(config.train_path), read(config.test_path)
+            val = None if config.validation_path is None else read(config.validation_path)
+        if exp.binarize:
+            train, test = binarize(train), binarize(test)
+            val = None if val is None else binarize(val)
+        return [([(train, val)], test)]
+    return read_hierarchy(config.root_folder)
+
+
+def binarize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every rating set to 1 (``experiment.binarize: True``)."""
+    out = frame.copy()
+    out["rating"] = 1.0
+    return out
+
+
+def describe(data: list[list[Interactions]]) -> str:
+    """A few lines: per fold, users/items/interactions of train, validation and test."""
+    if not data:
+        return "no data"
+    lines = [f"{data[0][0].name}: {len(data)} test fold(s) x {len(data[0])} validation fold(s)"]
+    for i, inner in enumerate(data):
+        for j, part in enumerate(inner):
+            held = [("validation", part.validation), ("test", part.test)]
+            text = ", ".join(f"{label} {len(h)} rows of {len(h.user_set())} users"
+                             for label, h in held if h is not None)
+            lines.append(f"  fold {i}/{j}: train {part.n_users} users, {part.n_items} items, "
+                         f"{part.transactions} interactions; {text}")
+    return "\n".join(lines)
