@@ -29,7 +29,8 @@ setup(
         "extract": EXTRACT,
         "tensorflow": ["tensorflow>=2.16"],
         "ray": ["ray[tune,data]>=2.9"],
-        "dev": EXTRACT + ["pytest>=8", "pytest-xdist>=3.5", "import-linter>=2.0",
+        "atpe": ["lightgbm>=4.0"],  # hyperopt's ATPE (hyper_opt_alg: atpe) needs it
+        "dev": EXTRACT + ["lightgbm>=4.0", "pytest>=8", "pytest-xdist>=3.5", "import-linter>=2.0",
                           "scikit-image>=0.22", "openTSNE>=1.0"],
     },
     entry_points={"console_scripts": ["elliot-visual=elliot_visual.cli:main"]},
