@@ -11,7 +11,7 @@ import copy
 import io
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ class TrainingConfig:
     amp: bool = True
     progress: bool = True
     description: str = ""
+    selection: str | None = None  # key of the selection value when ``validate`` returns a mapping
 
 
 @dataclass
@@ -47,6 +48,7 @@ class EpochRecord:
     epoch: int
     loss: float
     validation: float | None = None
+    monitored: float | None = None
 
 
 @dataclass
@@ -117,9 +119,11 @@ def build_sampler(model: Recommender, data: Interactions) -> Any:
 
 
 def train(model: Recommender, data: Interactions, config: TrainingConfig,
-          validate: Callable[[Recommender], float] | None = None) -> TrainingResult:
+          validate: Callable[[Recommender], float | Mapping[str, float]] | None = None) -> TrainingResult:
     """Train ``model`` on ``data.train``; validate every ``validation_rate`` epochs; keep the best.
 
+    ``validate`` returns the selection value, or a mapping holding it under ``config.selection``
+    and the early-stopping monitor under its own name (``nDCG@10``) when that differs.
     Closed-form models (``fit``) are fitted once and validated once. With ``config.checkpoint_dir``
     the best weights go to ``best-weights.pt`` and the resumable state to ``last.pt`` at every
     validation event; with ``config.restore`` a finished run is restored without training and an
@@ -131,8 +135,8 @@ def train(model: Recommender, data: Interactions, config: TrainingConfig,
         model.fit(data)
         model.to(config.device)
         if validate is not None:
-            value = _validate(model, validate)
-            result.history.append(EpochRecord(1, 0.0, value))
+            value, monitored = _validate(model, validate, config)
+            result.history.append(EpochRecord(1, 0.0, value, monitored))
             result.best_epoch, result.best_value = 1, value
         return result
 
@@ -178,7 +182,7 @@ def train(model: Recommender, data: Interactions, config: TrainingConfig,
         result.history.append(record)
         bar.set_postfix(loss=f"{total:.4f}")
         if validate is not None and epoch % config.validation_rate == 0:
-            record.validation = _validate(model, validate)
+            record.validation, record.monitored = _validate(model, validate, config)
             if result.best_value is None or record.validation > result.best_value:
                 result.best_epoch, result.best_value = epoch, record.validation
                 best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
@@ -191,7 +195,7 @@ def train(model: Recommender, data: Interactions, config: TrainingConfig,
                     "best_value": result.best_value, "best_model": best_state,
                     "sampler_rng": getattr(getattr(sampler, "rng", None), "bit_generator", None)
                     and sampler.rng.bit_generator.state})
-            observed = [r.loss if monitor_loss else r.validation for r in result.validations]
+            observed = [r.loss if monitor_loss else r.monitored for r in result.validations]
             if should_stop(config.early_stopping, observed):
                 result.stopped_early = True
                 log.info("%s: early stop at epoch %d", config.description or model.family, epoch)
@@ -205,14 +209,20 @@ def train(model: Recommender, data: Interactions, config: TrainingConfig,
     return result
 
 
-def _validate(model: Recommender, validate: Callable[[Recommender], float]) -> float:
+def _validate(model: Recommender, validate: Callable[[Recommender], float | Mapping[str, float]],
+              config: TrainingConfig) -> tuple[float, float]:
+    """(selection value, early-stopping monitored value); NaN counts as the worst value."""
     model.eval()
     with torch.inference_mode():
-        value = float(validate(model))
+        outcome = validate(model)
     model.train()
-    if math.isnan(value):
-        value = float("-inf")
-    return value
+    if isinstance(outcome, Mapping):
+        value = float(outcome[config.selection])
+        monitor = config.early_stopping.monitor if config.early_stopping is not None else config.selection
+        monitored = float(outcome.get(monitor, value))
+    else:
+        value = monitored = float(outcome)
+    return (float("-inf") if math.isnan(value) else value), monitored
 
 
 def _save(path: Path, obj: Any) -> None:

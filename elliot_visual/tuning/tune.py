@@ -125,15 +125,21 @@ def _run_trial(cls: type[Recommender], params: HyperParams, spec: ModelSpec,
                validation_folds: list[Interactions], exp: Experiment, features: FeatureProvider,
                device: torch.device, metric: str, cutoff: int, paths: ResultPaths | None) -> TrialOutcome:
     name = cls.report_name(params)
+    selection = f"{metric}@{cutoff}"
+    watched_at = [(metric, cutoff)]
+    stopping = spec.early_stopping
+    if stopping is not None and stopping.monitor not in ("loss", selection):
+        watched_at.append(parse_validation_metric(stopping.monitor, exp.evaluation))
+    watched = sorted({name for name, _ in watched_at})
     losses, validations, trainings, tests = [], [], [], []
     for fold, data in enumerate(validation_folds):
         model = build_model(cls, params, data.n_users, data.n_items, features(cls, params, data))
         part = "validation" if data.validation is not None else "test"
 
-        def validate(m: Recommender, data: Interactions = data) -> float:
-            result = evaluate(m.score, data, part, exp.evaluation, exp.top_k, device, metrics=[metric],
-                              cutoffs=[cutoff])
-            return result.values[cutoff][metric]
+        def validate(m: Recommender, data: Interactions = data) -> dict[str, float]:
+            result = evaluate(m.score, data, part, exp.evaluation, exp.top_k, device, metrics=watched,
+                              cutoffs=sorted({k for _, k in watched_at}))
+            return {f"{name}@{k}": result.values[k][name] for name, k in watched_at}
 
         checkpoint = None
         if paths is not None and (spec.meta.save_weights or spec.meta.restore):
@@ -141,7 +147,7 @@ def _run_trial(cls: type[Recommender], params: HyperParams, spec: ModelSpec,
             checkpoint = paths.weights / safe_file_name(name + suffix)
         config = TrainingConfig(validation_rate=spec.meta.validation_rate, early_stopping=spec.early_stopping,
                                 device=device, checkpoint_dir=checkpoint, restore=spec.meta.restore,
-                                progress=True, description=name)
+                                progress=True, description=name, selection=selection)
         training = train(model, data, config, validate)
         trainings.append(training)
         losses.append(-(training.best_value if training.best_value is not None else float("-inf")))
