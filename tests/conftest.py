@@ -8,6 +8,15 @@ import pandas as pd
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One intra-op thread per test process: the suite runs one process per core (pytest -n 2),
+    and more OpenMP threads than cores makes tiny models spin-wait two orders of magnitude slower."""
+    import torch
+
+    torch.set_num_threads(1)
+
 SHARED_DATA = (REPO_ROOT / ".." / "shared" / "data").resolve()
 
 

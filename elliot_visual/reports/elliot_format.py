@@ -162,7 +162,7 @@ def write_reports(exp: "Experiment", outcomes: "Sequence[ModelOutcome]",
     for outcome in outcomes:
         if outcome.spec.meta.save_recs:
             for trial in outcome.trials:
-                recs = trial.test.recommendations
+                recs = trial.recommendations
                 written.append(write_recommendations(paths, trial.name, recs.user_ids, recs.item_ids,
                                                      recs.scores))
     return written

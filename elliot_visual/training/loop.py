@@ -163,7 +163,7 @@ def train(model: Recommender, data: Interactions, config: TrainingConfig,
     use_amp = config.amp and config.device.type == "cuda"
     monitor_loss = config.early_stopping is not None and config.early_stopping.monitor == "loss"
     bar = tqdm(range(start_epoch, epochs + 1), desc=config.description or model.family,
-               disable=not config.progress, leave=False, unit="epoch")
+               disable=not config.progress, leave=False, unit="epoch", mininterval=1.0)
     for epoch in bar:
         model.train()
         total = 0.0

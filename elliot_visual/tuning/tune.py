@@ -43,6 +43,16 @@ class TrialOutcome:
     validation: dict[int, dict[str, float]]
     test: EvaluationResult
     training: list[TrainingResult] = field(default_factory=list)
+    recommendations: PublicLists | None = None
+
+
+@dataclass(frozen=True)
+class PublicLists:
+    """The test-time top-k lists in public ids: (n,) users, (n, K) items (None = padding), (n, K) scores."""
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    scores: np.ndarray
 
 
 @dataclass
@@ -158,9 +168,11 @@ def _run_trial(cls: type[Recommender], params: HyperParams, spec: ModelSpec,
     if len(tests) > 1:  # Elliot averages metrics over validation folds (np.average)
         test = EvaluationResult(values=_average([t.values for t in tests]), per_user=tests[-1].per_user,
                                 recommendations=tests[-1].recommendations)
+    user_ids, item_ids = tests[-1].recommendations.public_ids(validation_folds[-1])
+    lists = PublicLists(user_ids, item_ids, tests[-1].recommendations.scores)
     return TrialOutcome(name=name, params=params, loss=float(np.mean(losses)),
                         best_iteration=trainings[-1].best_epoch, validation=_average(validations),
-                        test=test, training=trainings)
+                        test=test, training=trainings, recommendations=lists)
 
 
 def _average(results: list[dict[int, dict[str, float]]]) -> dict[int, dict[str, float]]:
