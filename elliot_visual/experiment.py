@@ -7,7 +7,7 @@ from pathlib import Path
 
 from elliot_visual.config import load_experiment
 from elliot_visual.config.schema import Experiment
-from elliot_visual.data.loading import prepare_data
+from elliot_visual.data.loading import check_inputs_exist, prepare_data
 from elliot_visual.evaluation.significance import compare_models
 from elliot_visual.features.store import side_information_provider
 from elliot_visual.reports.elliot_format import write_reports
@@ -29,6 +29,7 @@ class RunSummary:
 def run_experiment(config_path: str | Path) -> RunSummary:
     """Load the config, prepare data and features, tune/train/evaluate every model, write reports."""
     exp = load_experiment(config_path)                              # config/: validated, or ConfigError
+    check_inputs_exist(exp)                                         # data/: stop at once if data are absent
     paths = result_paths(exp).create()
     run_extraction_blocks(exp)                                      # extraction/: only missing features
     folds = prepare_data(exp)                                       # data/: read, prefilter, split

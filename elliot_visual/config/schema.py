@@ -51,6 +51,7 @@ class DataConfig(Strict):
     dataloader: str | None = None
     side_information: list[SideInformation] = Field(default_factory=list)
     drop_items_without_features: bool = False
+    missing_hint: str | None = None  # the command that produces missing data, shown when it is absent
     header: bool = False
     columns: list[str] | None = None
 

@@ -12,6 +12,8 @@ of :class:`Interactions`.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import logging
 from typing import TYPE_CHECKING
 
@@ -40,6 +42,23 @@ def prepare_data(exp: Experiment, verbose: bool = True) -> list[list[Interaction
     if verbose:
         print(describe(data))
     return data
+
+
+def check_inputs_exist(exp: Experiment) -> None:
+    """Stop at once, before any work, when the data files the config names are absent.
+
+    The message names every missing path and, when the config gives ``data_config.missing_hint``,
+    the command that produces them (e.g. ``elliot-visual prepare amazon ...``).
+    """
+    config = exp.data_config
+    candidates = {"dataset": [config.dataset_path],
+                  "fixed": [config.train_path, config.validation_path, config.test_path, config.root_folder],
+                  "hierarchy": [config.root_folder]}[config.strategy]
+    missing = [str(p) for p in candidates if p is not None and not Path(p).exists()]
+    if missing:
+        hint = (f"; produce them with: {config.missing_hint}" if config.missing_hint
+                else "; check data_config paths (relative paths start at the config file's folder)")
+        raise FileNotFoundError(f"{exp.dataset}: data missing: {', '.join(missing)}{hint}")
 
 
 def read_folds(exp: Experiment) -> Folds:
