@@ -18,7 +18,7 @@ DELEGATED = {
     "visdiv": ("elliot_visual.offline", "main_visdiv"),
     "prepare": ("elliot_visual.data.prepare_command", "main_prepare"),
 }
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, KeyError)
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, KeyError, ImportError)
 
 
 def _run(argv: Sequence[str]) -> int:
