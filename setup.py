@@ -24,6 +24,7 @@ setup(
         "matplotlib>=3.8",
         "Pillow>=10.0",
         "torch>=2.2",
+        "openTSNE>=1.0",  # VisDiv's global t-SNE map (FFT-accelerated; see benchmarks/visdiv.py)
     ],
     extras_require={
         "extract": EXTRACT,
@@ -31,7 +32,7 @@ setup(
         "ray": ["ray[tune,data]>=2.9"],
         "atpe": ["lightgbm>=4.0"],  # hyperopt's ATPE (hyper_opt_alg: atpe) needs it
         "dev": EXTRACT + ["lightgbm>=4.0", "pytest>=8", "pytest-xdist>=3.5", "import-linter>=2.0",
-                          "scikit-image>=0.22", "openTSNE>=1.0"],
+                          "scikit-image>=0.22"],
     },
     entry_points={"console_scripts": ["elliot-visual=elliot_visual.cli:main"]},
 )

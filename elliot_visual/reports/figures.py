@@ -53,13 +53,16 @@ def draw_profile(ax: Axes, panel: ProfilePanel, legend: bool = True) -> None:
     ax.plot([pc[0], rc[0]], [pc[1], rc[1]], color="black", linewidth=1.6, zorder=4,
             label=f"centroid distance = {panel.value:.3g}")
     ax.scatter([pc[0]], [pc[1]], s=170, c=POSITIVE_COLOUR, marker="X", edgecolors="black", linewidths=1.2,
-               zorder=5, label="centroid of positives")
+               zorder=7, label="centroid of positives")
     ax.scatter([rc[0]], [rc[1]], s=170, c=RECOMMENDED_COLOUR, marker="X", edgecolors="black", linewidths=1.2,
-               zorder=5, label="centroid of top-k")
-    middle = (pc + rc) / 2
-    ax.annotate(f"{panel.value:.3g}", xy=(middle[0], middle[1]), xytext=(6, 6), textcoords="offset points",
-                fontsize=11, fontweight="bold", zorder=6,
-                bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "0.6", "alpha": 0.9})
+               zorder=7, label="centroid of top-k")
+    # The value sits beside the segment's middle, pushed off it sideways so it hides neither centroid.
+    middle, direction = (pc + rc) / 2, rc - pc
+    norm = float(np.hypot(*direction)) or 1.0
+    side = np.array([-direction[1], direction[0]]) / norm * 16
+    ax.annotate(f"{panel.value:.3g}", xy=(middle[0], middle[1]), xytext=(side[0], side[1]),
+                textcoords="offset points", ha="center", va="center", fontsize=11, fontweight="bold", zorder=6,
+                bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "0.6", "alpha": 0.85})
     ax.set_title(panel.title + (f"\n{panel.subtitle}" if panel.subtitle else ""), fontsize=11)
     ax.set_xlabel("t-SNE dimension 1", fontsize=10)
     ax.set_ylabel("t-SNE dimension 2", fontsize=10)

@@ -1,1 +1,4 @@
-"""testing layer of elliot_visual (see DESIGN.md)."""
+"""Conformance suites that every model (and third-party plugin) can reuse in its own tests."""
+from elliot_visual.testing.contract import RecommenderContract, tiny_features, tiny_interactions
+
+__all__ = ["RecommenderContract", "tiny_features", "tiny_interactions"]

@@ -1,0 +1,37 @@
+"""Fully-connected feature vectors (VBPR, DeepStyle, VisRank's ``visual_features``) in any layout."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from elliot_visual.features.loaders.base import FeatureLoader, LoaderOptions
+from elliot_visual.features.loaders.pca import PCASource
+from elliot_visual.features.sources import FeatureSource, as_float32, open_array_source
+from elliot_visual.registry import FEATURE_LOADERS
+
+
+@FEATURE_LOADERS.register("FeatureVectors")
+class FeatureVectors(FeatureLoader):
+    """One vector per item: a per-item ``.npy`` folder (named by item id, or by feature index with an
+    ``item_mapping`` TSV), a folder with ``features.npy`` + ``item_ids.txt``, or a ``.npy`` matrix.
+
+    ``kind: visual_pca_features`` declares already-reduced vectors; otherwise reduced ones are
+    derived on demand with ``n_components`` (PCA on train items). YAML::
+
+        - dataloader: FeatureVectors
+          path: ../data/{0}/features/resnet50/avgpool
+    """
+
+    class Options(LoaderOptions):
+        path: Path
+        item_mapping: Path | None = None
+        item_ids_file: Path | None = None
+        kind: Literal["visual_features", "visual_pca_features"] = "visual_features"
+        n_components: int = 128
+
+    def sources(self) -> dict[str, FeatureSource]:
+        o = self.options
+        source = open_array_source(o.kind, o.path, o.item_mapping, o.item_ids_file, as_float32)
+        if o.kind == "visual_pca_features":
+            return {o.kind: source}
+        return {o.kind: source, "visual_pca_features": PCASource(source, o.n_components, derived=True)}

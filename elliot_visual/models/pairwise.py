@@ -1,0 +1,110 @@
+"""Pieces every pairwise (BPR) visual model shares, written once as Elliot's TF models compute them.
+
+``bpr_loss``: Elliot's batch BPR, ``sum(softplus(-clip(x_uij, -80, 1e8)))`` (a sum, not a mean);
+``l2``: TensorFlow's ``tf.nn.l2_loss``, half the squared norm; ``glorot_``: Keras' GlorotUniform,
+which also initialises 1-D tensors (biases) with fan_in = fan_out = size, unlike torch's Xavier.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+# Elliot clips x_uij to [-80, 1e8] before the softplus; only the lower bound can ever bind.
+CLIP_LOW = -80.0
+
+
+def bpr_loss(x_uij: Tensor) -> Tensor:
+    """Sum over the batch of -ln sigmoid(x_uij) (Rendle et al. 2009, eq. 4), Elliot's clipping applied."""
+    return torch.nn.functional.softplus(-x_uij.clamp(min=CLIP_LOW)).sum()
+
+
+def l2(*tensors: Tensor) -> Tensor:
+    """Sum of ½‖t‖² over ``tensors`` (``tf.nn.l2_loss`` summed, as in Elliot's regularisers)."""
+    return sum(t.pow(2).sum() for t in tensors) / 2
+
+
+def glorot_(tensor: Tensor) -> Tensor:
+    """In-place Glorot-uniform init as Keras does it (for 2-D: U(±sqrt(6 / (rows + cols))))."""
+    if tensor.dim() == 1:
+        fan_in = fan_out = tensor.shape[0]
+    else:
+        fan_in, fan_out = tensor.shape[0], tensor.shape[1]
+    bound = math.sqrt(6.0 / (fan_in + fan_out))
+    with torch.no_grad():
+        return tensor.uniform_(-bound, bound)
+
+
+def glorot(*shape: int) -> torch.nn.Parameter:
+    """A new parameter of ``shape``, Glorot-uniform initialised (Elliot's default for visual models)."""
+    return torch.nn.Parameter(glorot_(torch.empty(*shape)))
+
+
+def item_blocks(n_items: int, block: int) -> range:
+    """Starts of the item blocks used when scoring all items (bounds peak memory)."""
+    return range(0, n_items, max(1, block))
+
+# A hyperparameter number kept as written, so a model name prints ``l_b=0`` (not ``0$0``) as Elliot does.
+Real = int | float
+
+
+class SeededDropout:
+    """Dropout whose masks come from a generator seeded by the model's seed (one per device), so a
+    run is reproducible without touching torch's global random state. Inverted scaling, as Keras."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def __call__(self, x: Tensor, rate: float) -> Tensor:
+        if rate <= 0:
+            return x
+        generator = self._generators.get(x.device)
+        if generator is None:
+            generator = self._generators[x.device] = torch.Generator(device=x.device).manual_seed(self.seed)
+        keep = torch.rand(x.shape, generator=generator, device=x.device) >= rate
+        return x * keep / (1.0 - rate)
+
+
+def fused_adam(module: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    """Adam at ``lr`` over ``module``'s parameters, with torch's fused kernel where the device has one.
+
+    Same update as the default Adam (Elliot's optimiser), several times faster on large embedding
+    tables: on the CPU a dense step over 10M parameters takes ~10 ms fused against ~70 ms unfused,
+    which otherwise dominates a VBPR step.
+    """
+    params = [p for p in module.parameters() if p.requires_grad]
+    devices = {p.device.type for p in params}
+    fused = bool(params) and devices <= {"cpu", "cuda"} and all(p.is_floating_point() for p in params)
+    return torch.optim.Adam(params, lr=float(lr), fused=fused or None)
+
+
+class WeightsCache:
+    """A value derived from a model's weights (e.g. every item's projected features), reused between
+    the scoring calls of one evaluation instead of being recomputed for every batch of users.
+
+    Valid only while the model is in eval mode and its weights are untouched: it is cleared when the
+    model switches mode or loads a state dict (fused optimisers update weights in place without
+    bumping tensor versions, so versions alone cannot tell), and keyed on the tensors' versions and
+    storage for in-place edits outside an optimiser. Nothing is cached in training mode or with
+    autograd on, so a cached graph is never backpropagated twice.
+    """
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self._key: tuple | None = None
+        self._value: Tensor | None = None
+        module.register_load_state_dict_post_hook(lambda *_: self.clear())
+
+    def clear(self) -> None:
+        self._key, self._value = None, None
+
+    def get(self, module: torch.nn.Module, tensors: list[Tensor], compute: Callable[[], Tensor]) -> Tensor:
+        if torch.is_grad_enabled() or module.training:
+            return compute()
+        key = (torch.is_inference_mode_enabled(), torch.is_autocast_enabled(),
+               *((t.data_ptr(), t._version, t.device) for t in tensors))
+        if key != self._key:
+            self._value, self._key = compute(), key
+        return self._value

@@ -1,0 +1,142 @@
+"""Feature loaders: every accepted on-disk layout gives the same values, keyed by public item id."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.decomposition import PCA
+
+from elliot_visual.data.amazon import write_amazon_binary_features
+from elliot_visual.features.loaders.base import DEFAULT_NAMESPACE
+from elliot_visual.features.loaders.pca import PCASource
+from elliot_visual.features.sources import FeatureError, MissingFeaturesError
+from elliot_visual.features.store import open_side_information
+from elliot_visual.registry import FEATURE_LOADERS
+from elliot_visual.storage import write_npy, write_text
+
+ITEMS = np.array(["i7", "i3", "i9"], dtype=object)
+ALL = np.ones(3, dtype=bool)
+
+
+def _source(entry: dict, kind: str):
+    return open_side_information([entry])[entry.get("name") or FEATURE_LOADERS.get(entry["dataloader"]).namespace][kind]
+
+
+def test_every_registered_loader_is_importable_by_its_yaml_name() -> None:
+    assert {"VisualAttribute", "VisualLoader", "FeatureVectors", "FeatureMaps", "PCAFeatures", "Images",
+            "ItemCategories", "AmazonImageFeatures"} <= set(FEATURE_LOADERS.names())
+
+
+def test_per_item_npy_folder_named_by_item_id_main_elliot_layout(tmp_path: Path) -> None:
+    for value, item in enumerate(["i3", "i7", "i9"]):
+        write_npy(tmp_path / "feats" / f"{item}.npy", np.full(4, value, np.float32))
+    source = _source({"dataloader": "VisualAttribute", "visual_features": tmp_path / "feats"}, "visual_features")
+    assert source.load(ITEMS, ALL)[:, 0].tolist() == [1.0, 0.0, 2.0]
+
+
+def test_feature_index_files_with_an_item_mapping_fork_layout(tmp_path: Path) -> None:
+    for index in range(3):
+        write_npy(tmp_path / "feats" / f"{index}.npy", np.full(2, 10 + index, np.float32))
+    write_text(tmp_path / "visual_feats.tsv", "i9\t0\ni7\t1\ni3\t2\n")
+    entry = {"dataloader": "VisualLoader", "visual_features": tmp_path / "feats",
+             "item_mapping": tmp_path / "visual_feats.tsv"}
+    assert _source(entry, "visual_features").load(ITEMS, ALL)[:, 0].tolist() == [11.0, 12.0, 10.0]
+
+
+def test_float16_matrix_with_an_id_list_is_memory_mapped_and_widened(tmp_path: Path) -> None:
+    write_npy(tmp_path / "resnet" / "features.npy", np.array([[1, 2], [3, 4], [5, 6]], np.float16))
+    write_text(tmp_path / "resnet" / "item_ids.txt", "i3\ni9\ni7\n")
+    source = _source({"dataloader": "FeatureVectors", "path": tmp_path / "resnet"}, "visual_features")
+    assert source._values.__class__ is np.memmap
+    values = source.load(ITEMS, ALL)
+    assert values.dtype == np.float32 and values.tolist() == [[5, 6], [1, 2], [3, 4]]
+
+
+def test_missing_item_is_named_with_the_file_and_what_to_do(tmp_path: Path) -> None:
+    write_npy(tmp_path / "m.npy", np.zeros((2, 2), np.float32))
+    write_text(tmp_path / "ids.txt", "i3\ni7\n")
+    source = _source({"dataloader": "FeatureVectors", "path": tmp_path / "m.npy",
+                      "item_ids_file": tmp_path / "ids.txt"}, "visual_features")
+    with pytest.raises(MissingFeaturesError, match=r"1 items missing in .*m\.npy \(first: i9\)"):
+        source.load(ITEMS, ALL)
+
+
+def test_unknown_option_names_the_key_and_the_closest_valid_one(tmp_path: Path) -> None:
+    with pytest.raises(FeatureError, match=r"visual_feature: unknown key; did you mean 'visual_features'"):
+        open_side_information([{"dataloader": "VisualAttribute", "visual_feature": tmp_path}])
+
+
+@pytest.mark.parametrize("layout, stored", [
+    ("chw", lambda m: m.transpose(0, 3, 1, 2)),   # PyTorch (C, H, W)
+    ("hwc", lambda m: m),                          # Keras (H, W, C)
+])
+def test_feature_maps_become_regions_by_channels(tmp_path: Path, layout: str, stored) -> None:
+    hwc = np.arange(3 * 2 * 2 * 5, dtype=np.float32).reshape(3, 2, 2, 5)   # 3 items, 2x2 regions, 5 channels
+    write_npy(tmp_path / "maps" / "features.npy", stored(hwc))
+    write_text(tmp_path / "maps" / "item_ids.txt", "i7\ni3\ni9\n")
+    source = _source({"dataloader": "FeatureMaps", "path": tmp_path / "maps"}, "visual_feat_map_features")
+    regions = source.load(ITEMS, ALL)
+    assert regions.shape == (3, 4, 5)
+    np.testing.assert_array_equal(regions[0, 3], hwc[0, 1, 1])   # region (1, 1) of item i7, all channels
+
+
+def test_pca_is_fitted_on_train_items_only_and_cached_beside_the_features(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(6, 5)).astype(np.float32)
+    ids = np.array([f"i{k}" for k in range(6)], dtype=object)
+    write_npy(tmp_path / "v" / "features.npy", vectors)
+    write_text(tmp_path / "v" / "item_ids.txt", "".join(f"{i}\n" for i in ids))
+    source = _source({"dataloader": "VisualAttribute", "visual_features": tmp_path / "v", "n_components": 2},
+                     "visual_pca_features")
+    assert isinstance(source, PCASource)
+    train = np.array([True, True, True, True, False, False])
+    reduced = source.load(ids, train)
+    expected = PCA(n_components=2, random_state=42).fit(vectors[train].astype(np.float64))
+    np.testing.assert_allclose(reduced, expected.transform(vectors), rtol=1e-4, atol=1e-4)
+    cached = source.cache_path(ids[train])
+    assert cached.is_file() and cached.parent == tmp_path / "v"
+    np.testing.assert_array_equal(source.load(ids, train), reduced)  # read back from the cache
+    assert source.cache_path(ids[:3]) != cached  # other train items, other projection
+
+
+def test_images_are_decoded_resized_and_kept_as_uint8(tmp_path: Path) -> None:
+    (tmp_path / "img").mkdir()
+    Image.new("RGB", (40, 30), (255, 0, 0)).save(tmp_path / "img" / "i3.png")
+    Image.new("L", (10, 10), 128).save(tmp_path / "img" / "i7.jpg")
+    source = _source({"dataloader": "Images", "images_src_folder": tmp_path / "img",
+                      "output_image_size": "(8, 6)"}, "images")
+    images = source.load(np.array(["i7", "i3"], dtype=object), np.ones(2, bool))
+    assert images.shape == (2, 3, 8, 6) and images.dtype == np.uint8
+    assert images[1, :, 4, 3].tolist() == [255, 0, 0] and abs(int(images[0, 0, 4, 3]) - 128) <= 1
+
+
+def test_a_broken_image_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "i3.jpg").write_bytes(b"not a jpeg")
+    source = _source({"dataloader": "Images", "images_src_folder": tmp_path / "img"}, "images")
+    with pytest.raises(FeatureError, match=r"i3\.jpg: cannot decode the image of item i3"):
+        source.load(np.array(["i3"], dtype=object), np.ones(1, bool))
+
+
+def test_item_categories_are_coded_in_sorted_category_order(tmp_path: Path) -> None:
+    write_text(tmp_path / "cat.tsv", "i7\tshoes\ni3\tbags\ni9\tshoes\n")
+    source = _source({"dataloader": "ItemCategories", "path": tmp_path / "cat.tsv"}, "item_categories")
+    assert source.load(ITEMS, ALL).tolist() == [1, 0, 1]
+
+
+def test_amazon_binary_features_are_read_for_the_requested_asins(tmp_path: Path) -> None:
+    records = [("B000000001", np.array([1, 2, 3], np.float32)), ("B000000002", np.array([4, 5, 6], np.float32)),
+               ("B000000003", np.array([7, 8, 9], np.float32))]
+    write_amazon_binary_features(tmp_path / "image_features_Baby.b", records)
+    source = _source({"dataloader": "AmazonImageFeatures", "path": tmp_path / "image_features_Baby.b", "dim": 3},
+                     "visual_features")
+    assert set(source.item_ids()) == {"B000000001", "B000000002", "B000000003"}
+    wanted = np.array(["B000000003", "B000000001"], dtype=object)
+    assert source.load(wanted, np.ones(2, bool)).tolist() == [[7, 8, 9], [1, 2, 3]]
+
+
+def test_visual_loaders_share_elliots_namespace_name() -> None:
+    assert FEATURE_LOADERS.get("VisualAttribute").namespace == DEFAULT_NAMESPACE == "VisualAttributes"
+    assert FEATURE_LOADERS.get("VisualLoader").namespace == DEFAULT_NAMESPACE
