@@ -9,6 +9,7 @@ from elliot_visual.config import load_experiment
 from elliot_visual.config.schema import Experiment
 from elliot_visual.data.loading import check_inputs_exist, prepare_data
 from elliot_visual.evaluation.significance import compare_models
+from elliot_visual.evaluation.visual_profiles import best_model_profiles
 from elliot_visual.features.store import side_information_provider
 from elliot_visual.reports.elliot_format import write_reports
 from elliot_visual.storage import ResultPaths
@@ -30,14 +31,15 @@ def run_experiment(config_path: str | Path) -> RunSummary:
     """Load the config, prepare data and features, tune/train/evaluate every model, write reports."""
     exp = load_experiment(config_path)                              # config/: validated, or ConfigError
     check_inputs_exist(exp)                                         # data/: stop at once if data are absent
-    paths = result_paths(exp).create()
     run_extraction_blocks(exp)                                      # extraction/: only missing features
+    paths = result_paths(exp).create()
     folds = prepare_data(exp)                                       # data/: read, prefilter, split
     folds, features = side_information_provider(exp, folds)         # features/: aligned to item index
     outcomes = [tune_and_evaluate(variant, folds, exp, features, paths)  # tuning/ + training/ + evaluation/
                 for spec in exp.models for variant in comparison_variants(spec)]
     significance = compare_models(outcomes, exp.evaluation)         # evaluation/: paired tests
-    files = write_reports(exp, outcomes, significance, paths)       # reports/: Elliot's files, figures
+    profiles = best_model_profiles(exp, outcomes, folds, features)  # evaluation/: VisDiv maps to draw
+    files = write_reports(exp, outcomes, significance, paths, profiles=profiles)  # reports/: files, figures
     return RunSummary(exp, outcomes, files)
 
 

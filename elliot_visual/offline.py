@@ -17,8 +17,10 @@ Written (``<stamp>`` as Elliot's file names):
   ``figures/visdiv_user<u>_grid.png``: that user under every model (columns) and VisDiv entry
   (rows, e.g. one per backbone's features).
 
-:func:`visdiv_report` and :func:`visdiv_figures` take already prepared data, a feature store and
-top-k lists, so the experiment runner can draw the same pictures after a run.
+The maps are computed by :mod:`elliot_visual.evaluation.visual_profiles` and drawn by
+:func:`elliot_visual.reports.figures.write_profile_figures`, the path the experiment runner takes
+after a run (for each model entry's best configuration); this module adds reading the saved lists
+and the tables.
 """
 from __future__ import annotations
 
@@ -27,7 +29,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -36,23 +37,17 @@ from elliot_visual.config import load_experiment
 from elliot_visual.config.schema import Experiment
 from elliot_visual.data.interactions import Interactions
 from elliot_visual.data.loading import prepare_data
-from elliot_visual.evaluation.metrics.visdiv import (UserProjection, VisDiv, VisDivEngine, pick_users,
-                                                     positives_in_training_order)
+from elliot_visual.evaluation.metrics.visdiv import VisDiv, VisDivEngine
 from elliot_visual.evaluation.ranking import TopK
 from elliot_visual.evaluation.significance import requested_tests, significance_table
-from elliot_visual.features.store import FeatureStore, load_side_information
-from elliot_visual.registry import METRICS
+from elliot_visual.evaluation.visual_profiles import (ItemFeatures, engine_for, evaluated_lists, visdiv_entries,
+                                                      visual_profiles)
+from elliot_visual.features.store import load_side_information
 from elliot_visual.reports.elliot_format import significance_table as significance_text
-from elliot_visual.reports.figures import ProfilePanel, profile_figure, profile_grid
-from elliot_visual.storage import safe_file_name, timestamp_suffix, write_text
+from elliot_visual.reports.figures import write_profile_figures
+from elliot_visual.storage import timestamp_suffix, write_text
 
 log = logging.getLogger(__name__)
-
-
-class ItemFeatures(Protocol):
-    """What VisDiv reads from a feature store: ``get(loader_name, kind) -> (n_items, ...)``."""
-
-    def get(self, loader_name: str, kind: str) -> np.ndarray: ...
 
 
 @dataclass
@@ -153,33 +148,11 @@ def read_recommendations(path: Path, data: Interactions, k: int) -> TopK:
 # --------------------------------------------------------------------------------------------
 def visdiv_metrics(exp: Experiment) -> list[VisDiv]:
     """The config's ``VisDiv`` entries, constructed; a default one when the config names none."""
-    metrics = [METRICS.get(entry.metric)(**dict(entry.model_extra or {}))
-               for entry in exp.evaluation.complex_metrics if METRICS.canonical(entry.metric) == "VisDiv"]
+    metrics = visdiv_entries(exp.evaluation)
     if not metrics:
         log.info("no VisDiv entry in evaluation.complex_metrics; using the defaults (projection: global)")
         metrics = [VisDiv()]
     return metrics
-
-
-def engine_for(metric: VisDiv, store: ItemFeatures, data: Interactions) -> VisDivEngine:
-    """The VisDiv engine of one entry, on the store's features aligned to ``data``."""
-    options = metric.options
-    source = f"{options.loader}-{options.kind}"
-    if isinstance(store, FeatureStore):  # name the cached map after the feature file it came from
-        source += "-" + Path(str(store.source(options.loader, options.kind).origin)).name
-    return VisDivEngine(options, store.get(options.loader, options.kind), data.item_ids,
-                        train_items=data.train_item_mask, source=source)
-
-
-def _evaluated(data: Interactions, top: TopK) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-    """Users with a test row: dense indices, their train items (training order), their lists (n, K)."""
-    users = data.test.user_set()
-    row = np.full(data.n_users, -1, dtype=np.int64)
-    row[top.users] = np.arange(top.users.shape[0])
-    items = np.full((users.shape[0], top.k), -1, dtype=np.int64)
-    ranked = row[users] >= 0
-    items[ranked] = top.items[row[users[ranked]]]
-    return users, positives_in_training_order(data, users), items
 
 
 def visdiv_report(exp: Experiment, data: Interactions, store: ItemFeatures, recommendations: Mapping[str, TopK],
@@ -194,7 +167,7 @@ def visdiv_report(exp: Experiment, data: Interactions, store: ItemFeatures, reco
     per_user_rows: list[tuple[str, int, str, str, float]] = []
     per_user: dict[int, dict[str, dict[str, dict[str, float]]]] = {}
     for model, top in recommendations.items():
-        users, positives, items = _evaluated(data, top)
+        users, positives, items = evaluated_lists(data, top)
         user_ids = data.user_ids[users]
         for k in cutoffs:
             if k > items.shape[1]:
@@ -233,59 +206,15 @@ def visdiv_report(exp: Experiment, data: Interactions, store: ItemFeatures, reco
 def visdiv_figures(exp: Experiment, data: Interactions, recommendations: Mapping[str, TopK],
                    metrics: Sequence[VisDiv] | None = None, engines: Sequence[VisDivEngine] | None = None,
                    store: ItemFeatures | None = None) -> list[Path]:
-    """Profile pictures of the configured (or sampled) users under every model, and their grids.
-
-    Each entry draws at its largest cutoff; its ``figure_users`` (or ``figure_sample`` users drawn
-    with ``figure_seed`` among users with positives and recommendations under every model) are
-    taken from the first entry that names any, so a grid shows the same users throughout.
-    """
+    """Profile pictures of the configured (or sampled) users under every model, and their grids
+    (columns: models; rows: VisDiv entries). See :mod:`elliot_visual.evaluation.visual_profiles`."""
     metrics = list(metrics) if metrics is not None else visdiv_metrics(exp)
     if engines is None:
         if store is None:
             raise ValueError("visdiv_figures needs the feature store (store=...) or prepared engines")
         engines = [engine_for(m, store, data) for m in metrics]
-    if not recommendations:
-        return []
-    folder = Path(exp.path_output_figures)
-    evaluated = {model: _evaluated(data, top) for model, top in recommendations.items()}
-    users = next(iter(evaluated.values()))[0]
-    eligible = np.ones(users.shape[0], dtype=bool)
-    for _, positives, items in evaluated.values():
-        eligible &= np.array([len(p) > 0 for p in positives]) & (items >= 0).any(axis=1)
-    lead = next((m for m in metrics if m.options.figure_users), metrics[0])
-    rows = pick_users(data.user_ids[users], lead.options.figure_users, lead.options.figure_sample,
-                      lead.options.figure_seed, eligible)
-    if rows.size == 0:
-        return []
-    written: list[Path] = []
-    grid: dict[str, list[ProfilePanel]] = {str(data.user_ids[users[r]]): [] for r in rows}
-    for metric, engine in zip(metrics, engines):
-        cutoffs = metric.options.cutoffs or exp.evaluation.cutoffs
-        k = max(cutoffs)
-        entry = safe_file_name(metric.column(k)).replace("[", "_").replace("]", "").replace(",", "_")
-        for model, (_, positives, items) in evaluated.items():
-            ids = [str(u) for u in data.user_ids[users[rows]]]
-            profiles = engine.profiles([positives[r] for r in rows], items[rows], k, ids)
-            for profile in profiles:
-                panel = profile_panel(profile, model, metric.column(k), k)
-                name = f"visdiv_{entry}_at{k}_user{safe_file_name(profile.user_id)}_{safe_file_name(model)}.png"
-                written.append(profile_figure(panel, folder / name))
-                grid[profile.user_id].append(panel)
-    share = all(m.options.projection != "per_user" for m in metrics) and len(metrics) == 1
-    for user, panels in grid.items():
-        target = folder / f"visdiv_user{safe_file_name(user)}_grid.png"
-        written.append(profile_grid(panels, target, title=f"Visual profile of user {user}",
-                                    columns=len(recommendations), share_axes=share))
-    return written
-
-
-def profile_panel(profile: UserProjection, model: str, column: str, k: int) -> ProfilePanel:
-    """A picture panel from one user's projection (the drawing needs coordinates only)."""
-    short = model if len(model) <= 48 else model[:45] + "..."
-    return ProfilePanel(title=f"{short}", subtitle=f"user {profile.user_id} · {column}@{k} = {profile.distance:.3g}",
-                        positives=profile.positives, recommended=profile.recommended,
-                        positive_centroid=profile.positive_centroid,
-                        recommended_centroid=profile.recommended_centroid, value=profile.distance)
+    profiles = visual_profiles(data, recommendations, metrics, engines, exp.evaluation.cutoffs)
+    return write_profile_figures(profiles, exp.path_output_figures, columns=len(recommendations))
 
 
 __all__ = ["main_visdiv", "run_visdiv", "read_recommendations", "visdiv_report", "visdiv_figures",

@@ -36,6 +36,11 @@ experiment:
   evaluation:
     cutoffs: [5, 10]
     simple_metrics: [Recall, nDCG, AUC, ItemCoverage]
+    complex_metrics:
+      - metric: VisDiv
+        projection: global
+        perplexity: 10
+        figure_sample: 1
     paired_ttest: True
   gpu: -1
   models:
@@ -84,13 +89,17 @@ def test_run_by_config_name_writes_elliots_report_files(project: Path, monkeypat
     results = project / "results" / "mini"
     for cutoff in (5, 10):
         table = _performance(results / "performance", cutoff)
-        assert list(table.columns) == ["model", "Recall", "nDCG", "AUC", "ItemCoverage"]
+        assert list(table.columns) == ["model", "Recall", "nDCG", "AUC", "ItemCoverage", "VisDiv[global]"]
         assert [name.split("_")[0] for name in table["model"]] == ["MostPop", "BPRMF", "VBPR"]
         assert table[["Recall", "nDCG", "AUC"]].apply(lambda c: c.between(0, 1)).all().all()
+        assert (table["VisDiv[global]"] > 0).all()
     bprmf = _performance(results / "performance", 10)["model"][1]
     assert bprmf.startswith("BPRMF_seed=7_e=3_bs=128_factors=8_lr=")
     trials = list((results / "performance").glob("rec_BPRMF_cutoff_10_relthreshold_0_*.tsv"))
-    assert len(trials) == 1 and len(pd.read_csv(trials[0], sep="\t")) == 2   # one row per grid point
+    grid = pd.read_csv(trials[0], sep="\t")
+    assert len(trials) == 1 and len(grid) == 2                      # one row per grid point
+    # VisDiv (a t-SNE per evaluation) is computed for the selected configuration only.
+    assert grid["VisDiv[global]"].notna().tolist() == [name == bprmf for name in grid["model"]]
     (best,) = (results / "performance").glob("bestmodelparams_cutoff_5_relthreshold_0_*.json")
     header, *entries = json.loads(best.read_text())
     assert header == {"default_validation_metric": "Recall", "default_validation_cutoff": 5, "rel_threshold": 0}
@@ -102,6 +111,8 @@ def test_run_by_config_name_writes_elliots_report_files(project: Path, monkeypat
     first = pd.read_csv(results / "recs" / "MostPop.tsv", sep="\t", header=None)
     assert first.groupby(0).size().max() == 10                        # top_k items per user
     assert "performance tables" in capsys.readouterr().out
+    pictures = sorted(p.name for p in (results / "figures").glob("*.png"))
+    assert len(pictures) == 4 and sum("grid" in name for name in pictures) == 1   # 3 models + their grid
 
 
 def test_same_config_and_seed_give_the_same_numbers(project: Path, monkeypatch) -> None:

@@ -521,6 +521,7 @@ class PreparedDataset:
 def prepare_amazon(config: PrepareConfig) -> PreparedDataset:
     """Read the raw files, filter, write the dataset folder and its card (see the module docstring)."""
     src, flt = config.sources, config.filters
+    check_sources_exist(src)
     issues = LineIssues(config.on_error)
     if src.reviews is not None:
         frame = read_reviews(src.reviews, issues, config.progress)
@@ -587,6 +588,22 @@ def prepare_amazon(config: PrepareConfig) -> PreparedDataset:
 
 
 # --------------------------------------------------------------------------- helpers
+
+RAW_DATA_HINT = ("McAuley's Amazon product data (2014) is distributed by the McAuley lab, UCSD "
+                 "(https://jmcauley.ucsd.edu/data/amazon/links.html, research use): download the category's "
+                 "reviews (reviews_<Category>.json.gz or its 5-core), metadata (meta_<Category>.json.gz) and, "
+                 "optionally, image features (image_features_<Category>.b), and put them at the paths above "
+                 "(or change sources: in the prepare config)")
+
+
+def check_sources_exist(src: Sources) -> None:
+    """Stop before any reading when a raw file is missing: every missing path, and where to get it."""
+    given = {"reviews": src.reviews, "ratings": src.ratings, "meta": src.meta, "image_urls": src.image_urls,
+             "image_features": src.image_features}
+    missing = [f"sources.{key}: {path}" for key, path in given.items() if path is not None and not Path(path).is_file()]
+    if missing:
+        raise DataError("raw data missing:\n  " + "\n  ".join(missing) + "\n" + RAW_DATA_HINT)
+
 
 def _frame(users: list[str], items: list[str], ratings: list[float], times: list[int] | None) -> pd.DataFrame:
     data = {"user": pd.Series(users, dtype=object), "item": pd.Series(items, dtype=object),

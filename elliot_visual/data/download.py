@@ -129,7 +129,8 @@ def download_images(urls: Mapping[str, str], folder: str | Path,
     """Fetch ``urls`` (item id -> URL) into ``folder/<item>.<ext>``; write the failures to a TSV report.
 
     Items with a valid image already in ``folder`` are skipped (the call resumes an interrupted
-    one); an invalid leftover is replaced. The report (default ``folder/download_report.tsv``,
+    one); an invalid leftover is replaced. The report (default ``download_report.tsv`` beside ``folder``, so
+    the image folder holds images only and extraction never meets it,
     columns ``item, url, attempts, error``) lists only failures and is rewritten on every call.
     """
     folder = Path(folder)
@@ -150,10 +151,10 @@ def download_images(urls: Mapping[str, str], folder: str | Path,
             by_item[item] = result
             bar.update(1)
     report = DownloadReport([by_item[item] for item, _ in items])
-    write_download_report(report, Path(report_path) if report_path else folder / REPORT_NAME)
+    target = Path(report_path) if report_path else folder.parent / REPORT_NAME
+    write_download_report(report, target)
     if report.failed:
-        log.warning("%d of %d images failed; see %s", len(report.failed), len(items),
-                    report_path or folder / REPORT_NAME)
+        log.warning("%d of %d images failed; see %s", len(report.failed), len(items), target)
     return report
 
 

@@ -99,9 +99,23 @@ def evaluate(score_fn: ScoreFn, data: Interactions, part: Part, evaluation: Eval
         per_user = ({k: {col: _by_user_id(data, sampled.users, arr) for col, arr in cols.items()}
                      for k, cols in sampled.per_user.items()} if want_per_user else {})
         return EvaluationResult(values=sampled.values, recommendations=top, per_user=per_user, part=part)
-    ctx = RankingContext.build(data, held, top, threshold, relevance=relevance, features=features)
-    table = compute_table(ctx, chosen, cutoffs)
+    return evaluate_lists(top, data, part, evaluation, chosen, features, cutoffs=cutoffs, relevance=relevance)
+
+
+def evaluate_lists(top: TopK, data: Interactions, part: Part, evaluation: Evaluation, metrics: Sequence[Metric],
+                   features: Mapping[str, np.ndarray] | None = None, *, cutoffs: Sequence[int] | None = None,
+                   relevance: Any = None) -> EvaluationResult:
+    """The metrics of already ranked lists (``top``, dense indices): what :func:`evaluate` does after
+    ranking, also used to add a metric to lists ranked earlier without scoring the model again."""
+    held = held_out_part(data, part)
+    cutoffs = list(cutoffs if cutoffs is not None else evaluation.cutoffs) or [top.k]
+    if relevance is None:
+        relevance = held.relevance(data.n_users, data.n_items, evaluation.relevance_threshold)
+    ctx = RankingContext.build(data, held, top, evaluation.relevance_threshold, relevance=relevance,
+                               features=features)
+    table = compute_table(ctx, list(metrics), cutoffs)
     values = {k: {col: v.value for col, v in row.items()} for k, row in table.items()}
+    want_per_user = evaluation.paired_ttest or evaluation.wilcoxon_test
     per_user = {k: _per_user_dicts(data, ctx.users, row) for k, row in table.items()} if want_per_user else {}
     return EvaluationResult(values=values, recommendations=top, per_user=per_user, part=part)
 

@@ -233,6 +233,15 @@ class Backbone:
         """The network in eval mode on the CPU, with the requested weights (never downloaded)."""
         raise NotImplementedError
 
+    def missing_weights(self, weights: str | Path | None = "pretrained") -> str | None:
+        """What to put where when ``weights`` are not on this machine, found without building the
+        network (so a run can list every missing file before extracting anything); ``None`` when
+        present, or when only :meth:`build` can tell."""
+        kind, value = weights_choice(weights)
+        if kind == "file" and not Path(value).expanduser().is_file():
+            return f"weights file {value} does not exist (the 'weights' of backbone '{self.name}')"
+        return None
+
     def preprocessing(self) -> Preprocessing:
         """The evaluation preprocessing of the default pretrained weights."""
         raise NotImplementedError
@@ -301,11 +310,28 @@ class TorchvisionBackbone(Backbone):
         url = self._weights(tag).url
         return torch_hub_checkpoints() / url.rsplit("/", 1)[-1], url
 
+    def missing_weights(self, weights: str | Path | None = "pretrained") -> str | None:
+        kind, value = weights_choice(weights)
+        if kind != "pretrained":
+            return super().missing_weights(weights)
+        tag = value or self.weights_enum.split(".")[1]
+        path, url = self.expected_file(tag)
+        if path.is_file():
+            return None
+        return (f"pretrained weights for backbone '{self.name}' ({self.weights_enum.split('.')[0]}.{tag}) are "
+                f"not on this machine and are never downloaded at run time. Put the file {path.name} at {path}: "
+                f"curl -L --create-dirs -o {path} {url} (or set 'weights: /path/to/{path.name}' in the "
+                "extraction block, or 'weights: random' for an untrained network)")
+
     def build(self, weights: str | Path | None = "pretrained") -> "tuple[torch.nn.Module, WeightsInfo]":
         import torch
         import torchvision
 
         kind, value = weights_choice(weights)
+        if kind == "pretrained":
+            missing = self.missing_weights(weights)
+            if missing:
+                raise WeightsNotFoundError(missing)
         model = torchvision.models.get_model(self.architecture, weights=None, **self.builder_kwargs)
         if kind == "random":
             return model.eval(), WeightsInfo("random")
@@ -314,13 +340,7 @@ class TorchvisionBackbone(Backbone):
             info = WeightsInfo("file", None, str(path))
         else:
             tag = value or self.weights_enum.split(".")[1]
-            path, url = self.expected_file(tag)
-            if not path.is_file():
-                raise WeightsNotFoundError(
-                    f"pretrained weights for backbone '{self.name}' ({self.weights_enum.split('.')[0]}"
-                    f".{tag}) are not on this machine and are never downloaded at run time. Put the "
-                    f"file {path.name} (from {url}) at {path}, or set 'weights: /path/to/{path.name}' "
-                    f"in the extraction block (or 'weights: random' for an untrained network).")
+            path, _ = self.expected_file(tag)
             info = WeightsInfo("pretrained", tag, str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)

@@ -46,7 +46,8 @@ from typing import Any
 import numpy as np
 
 from elliot_visual import storage
-from elliot_visual.extraction.backbones import Layer, Preprocessing, WeightsInfo, get_backbone
+from elliot_visual.extraction.backbones import (Layer, Preprocessing, WeightsInfo, WeightsNotFoundError,
+                                               get_backbone)
 from elliot_visual.extraction.config import (ExtractionConfig, ExtractionConfigError,
                                              FinetuneConfig, parse_block)
 from elliot_visual.extraction.images import (ImageDataset, ImageRecord, collate_images,
@@ -470,6 +471,7 @@ def ensure_features(exp: Any) -> list[Path]:
     Called by the experiment runner before loading side information: complete folders are
     left alone, so this is cheap on every run after the first.
     """
+    check_weights_present(exp)
     base_dir = Path(exp.config_path).parent
     folders: list[Path] = []
     for position, block in enumerate(exp.extraction):
@@ -478,3 +480,24 @@ def ensure_features(exp: Any) -> list[Path]:
         except ExtractionConfigError as error:
             raise ExtractionConfigError(f"extraction[{position}]: {error}") from None
     return folders
+
+
+def check_weights_present(exp: Any) -> None:
+    """Stop before any extraction when a block still to run lacks its weights, naming every missing
+    file and where to put it (one error for all blocks, not one per run after hours of work)."""
+    base_dir = Path(exp.config_path).parent
+    problems: list[str] = []
+    for position, block in enumerate(exp.extraction):
+        if is_finetune_block(block):
+            continue  # fine-tuning checks its backbone itself
+        try:
+            config = parse_block(block, base_dir, exp.dataset, exp.gpu)
+        except ExtractionConfigError as error:
+            raise ExtractionConfigError(f"extraction[{position}]: {error}") from None
+        if not config.overwrite and all(is_complete(f) for f in expected_folders(config).values()):
+            continue
+        missing = get_backbone(config.backbone, config.backend).missing_weights(config.weights)
+        if missing:
+            problems.append(f"extraction[{position}] ({config.backbone}): {missing}")
+    if problems:
+        raise WeightsNotFoundError("\n".join(problems))

@@ -226,25 +226,44 @@ def tensors_without_side_information(model_cls: type, params: Any, data: Interac
     return FeatureStore({}, data).tensors_for(model_cls, params)
 
 
+class SplitFeatures:
+    """The runner's side information: one :class:`FeatureStore` per split, made on first use.
+
+    Called as ``(model_cls, params, data)`` it gives the tensors a model reads (the tuner's
+    feature provider); :meth:`store` gives the split's store itself, for metrics that read item
+    features (VisDiv) and for the visual-profile pictures. Each split gets its own store because
+    PCA is fitted on that split's train items.
+    """
+
+    def __init__(self, namespaces: Namespaces, train_items_only_pca: bool = True) -> None:
+        self.namespaces = namespaces
+        self.train_items_only_pca = train_items_only_pca
+        self._stores: dict[int, FeatureStore] = {}
+
+    def store(self, data: Interactions) -> FeatureStore:
+        """The store aligned to ``data`` (the same object on every call for the same split)."""
+        store = self._stores.get(id(data))
+        if store is None or store.data is not data:
+            store = self._stores[id(data)] = FeatureStore(self.namespaces, data, self.train_items_only_pca)
+        return store
+
+    def __call__(self, model_cls: type, params: Any, data: Interactions) -> dict[str, Tensor]:
+        if not self.namespaces:
+            return tensors_without_side_information(model_cls, params, data)
+        return self.store(data).tensors_for(model_cls, params)
+
+
 def side_information_provider(exp: "Experiment", folds: list[list[Interactions]],
-                              train_items_only_pca: bool = True) -> tuple[list[list[Interactions]], FeatureProvider]:
-    """The runner's entry: align every fold's catalogue and return a provider ``(cls, params, data) -> tensors``.
+                              train_items_only_pca: bool = True) -> tuple[list[list[Interactions]], SplitFeatures]:
+    """The runner's entry: align every fold's catalogue to the side information, and the features per split.
 
     Loaders are opened once; each fold gets its own store (PCA is fitted on that fold's train items).
     """
     entries = exp.data_config.side_information
     if not entries:
-        return folds, tensors_without_side_information
+        return folds, SplitFeatures({}, train_items_only_pca)
     namespaces = open_side_information(entries, Path(exp.config_path).parent, exp.dataset)
     drop = exp.data_config.drop_items_without_features
     cold = getattr(exp.data_config, "cold_items", "held_out")
     aligned = [[align_catalogue(namespaces, data, drop, cold) for data in inner] for inner in folds]
-    stores = {id(data): FeatureStore(namespaces, data, train_items_only_pca) for inner in aligned for data in inner}
-
-    def provider(model_cls: type, params: Any, data: Interactions) -> dict[str, Tensor]:
-        store = stores.get(id(data))
-        if store is None or store.data is not data:
-            store = stores[id(data)] = FeatureStore(namespaces, data, train_items_only_pca)
-        return store.tensors_for(model_cls, params)
-
-    return aligned, provider
+    return aligned, SplitFeatures(namespaces, train_items_only_pca)

@@ -47,8 +47,9 @@ class ProxyRecommender(Recommender):
         # Rank by list position (not raw score) so ties or unscored files keep the file's order.
         value = (1e6 - rank_order[known.to_numpy()]).astype(np.float32)
         scores = torch.full((self.n_users, self.n_items), float("-inf"))
-        scores[torch.as_tensor(users[known].to_numpy(np.int64)), torch.as_tensor(items[known].to_numpy(np.int64))] = \
-            torch.as_tensor(value)
+        rows = torch.from_numpy(users[known].to_numpy(np.int64, copy=True))
+        columns = torch.from_numpy(items[known].to_numpy(np.int64, copy=True))
+        scores[rows, columns] = torch.from_numpy(value)
         self.scores = scores.to(self.scores.device)
 
     def score(self, users: Tensor) -> Tensor:

@@ -6,6 +6,7 @@
 ``performance/stat_paired_ttest_cutoff_<k>_...tsv`` / ``stat_wilcoxon_test_...tsv``  (when enabled)
 ``performance/triplets_rec_cutoff_<k>_...tsv``  (when ``print_results_as_triplets``)
 ``recs/<model name>.tsv``  headerless ``user \\t item \\t score``
+``figures/visdiv_*.png``  visual-profile pictures, when the run computed profiles (reports/figures.py)
 
 Numbers are printed as pandas prints floats (``repr``: ``0.08499999999999998``, ``22.0``) and NaN
 as an empty field, which is what Elliot's ``DataFrame.to_csv`` produces.
@@ -25,6 +26,7 @@ from elliot_visual.storage import ResultPaths, atomic_write, safe_file_name, wri
 
 if TYPE_CHECKING:
     from elliot_visual.config.schema import Experiment
+    from elliot_visual.evaluation.visual_profiles import ProfileMap
     from elliot_visual.tuning.tune import ModelOutcome
 
 
@@ -125,10 +127,13 @@ def write_recommendations(paths: ResultPaths, model_name: str, user_ids: np.ndar
 
 def write_reports(exp: "Experiment", outcomes: "Sequence[ModelOutcome]",
                   significance: dict[str, dict[int, list[tuple[str, str, str, float]]]],
-                  paths: ResultPaths, stamp: str | None = None) -> list[Path]:
-    """Every Elliot report file of one run; returns the paths written.
+                  paths: ResultPaths, stamp: str | None = None, profiles: "Sequence[ProfileMap]" = ()
+                  ) -> list[Path]:
+    """Every Elliot report file of one run, and its figures; returns the paths written.
 
-    ``significance`` maps ``paired_ttest`` / ``wilcoxon_test`` to per-cutoff rows.
+    ``significance`` maps ``paired_ttest`` / ``wilcoxon_test`` to per-cutoff rows; ``profiles``
+    are the VisDiv maps computed after tuning (a grid per user: one row per model family, one
+    column per backbone when every entry reads one).
     """
     from elliot_visual.reports.summary import SummaryRow, write_summary
     from elliot_visual.storage import timestamp_suffix
@@ -140,11 +145,14 @@ def write_reports(exp: "Experiment", outcomes: "Sequence[ModelOutcome]",
         rows = [ResultRow(o.best.name, o.best.test.values[cutoff]) for o in outcomes]
         written += write_performance(paths, cutoff, threshold, stamp, rows,
                                      triplets=exp.print_results_as_triplets)
+        trial_rows: dict[str, list[ResultRow]] = {}  # one file per family: a loader list gives several outcomes
         for outcome in outcomes:
             if outcome.spec.is_tuned:
-                trial_rows = [ResultRow(t.name, t.test.values[cutoff]) for t in outcome.trials]
-                written += write_performance(paths, cutoff, threshold, stamp, trial_rows,
-                                             family=outcome.family, triplets=exp.print_results_as_triplets)
+                trial_rows.setdefault(outcome.family, []).extend(
+                    ResultRow(t.name, t.test.values[cutoff]) for t in outcome.trials)
+        for family, family_rows in trial_rows.items():
+            written += write_performance(paths, cutoff, threshold, stamp, family_rows,
+                                         family=family, triplets=exp.print_results_as_triplets)
         summary = [SummaryRow(o.family, str(getattr(o.best.params, "loader", "-")), o.best.test.values[cutoff])
                    for o in outcomes]
         written += write_summary(paths, cutoff, threshold, stamp, summary, list(rows[0].values) if rows else [])
@@ -165,4 +173,10 @@ def write_reports(exp: "Experiment", outcomes: "Sequence[ModelOutcome]",
                 recs = trial.recommendations
                 written.append(write_recommendations(paths, trial.name, recs.user_ids, recs.item_ids,
                                                      recs.scores))
+    if profiles:
+        from elliot_visual.reports.figures import write_profile_figures
+
+        backbones = [getattr(o.best.params, "loader", None) for o in outcomes]
+        columns = len(set(backbones)) if all(backbones) and len(set(backbones)) > 1 else None
+        written += write_profile_figures(profiles, paths.figures, columns=columns)
     return written

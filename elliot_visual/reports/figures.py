@@ -14,13 +14,17 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from elliot_visual.storage import write_bytes
+from elliot_visual.storage import safe_file_name, write_bytes
+
+if TYPE_CHECKING:
+    from elliot_visual.evaluation.visual_profiles import ProfileMap
 
 POSITIVE_COLOUR = "#2ca02c"
 RECOMMENDED_COLOUR = "#d62728"
@@ -115,3 +119,40 @@ def profile_grid(panels: Sequence[ProfilePanel], path: str | Path, title: str | 
     if title:
         figure.suptitle(title, fontsize=13)
     return save_png(figure, path)
+
+
+def profile_panel(profile: "ProfileMap") -> ProfilePanel:
+    """The panel of one computed profile (evaluation/visual_profiles.py): its title and value line."""
+    user = profile.projection
+    title = profile.title if len(profile.title) <= 48 else profile.title[:45] + "..."
+    subtitle = f"user {user.user_id} · {profile.entry}@{profile.k} = {user.distance:.3g}"
+    return ProfilePanel(title=title, subtitle=subtitle, positives=user.positives, recommended=user.recommended,
+                        positive_centroid=user.positive_centroid, recommended_centroid=user.recommended_centroid,
+                        value=user.distance)
+
+
+def write_profile_figures(profiles: Sequence["ProfileMap"], folder: str | Path,
+                          columns: int | None = None) -> list[Path]:
+    """Every profile as its own PNG, and per user one grid of all her profiles (given order).
+
+    ``visdiv_<entry>_at<k>_user<u>_<model>.png`` and ``visdiv_user<u>_grid.png`` under ``folder``.
+    ``columns`` of the grid: default the number of models (one row per VisDiv entry). Panels share
+    axes only when every one comes from the same catalogue-wide map.
+    """
+    folder = Path(folder)
+    written: list[Path] = []
+    grids: dict[str, list[ProfilePanel]] = {}
+    for profile in profiles:
+        panel = profile_panel(profile)
+        entry = safe_file_name(profile.entry).replace("[", "_").replace("]", "").replace(",", "_")
+        name = (f"visdiv_{entry}_at{profile.k}_user{safe_file_name(profile.user_id)}_"
+                f"{safe_file_name(profile.model)}.png")
+        written.append(profile_figure(panel, folder / name))
+        grids.setdefault(profile.user_id, []).append(panel)
+    models = list(dict.fromkeys(p.model for p in profiles))
+    share = all(p.shared_map for p in profiles) and len({p.entry for p in profiles}) == 1
+    for user, panels in grids.items():
+        target = folder / f"visdiv_user{safe_file_name(user)}_grid.png"
+        written.append(profile_grid(panels, target, title=f"Visual profile of user {user}",
+                                    columns=columns or len(models), share_axes=share))
+    return written

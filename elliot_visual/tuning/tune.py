@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,10 @@ import torch
 from elliot_visual.config.schema import Experiment, ModelSpec
 from elliot_visual.config.search_space import parse_dimension
 from elliot_visual.data.interactions import Interactions
-from elliot_visual.evaluation.evaluator import EvaluationResult, evaluate, parse_validation_metric
+from elliot_visual.evaluation.evaluator import (EvaluationResult, build_metrics, evaluate, evaluate_lists,
+                                                parse_validation_metric)
+from elliot_visual.evaluation.metrics.base import Metric
+from elliot_visual.evaluation.metrics.visdiv import evaluation_features
 from elliot_visual.models.base import HyperParams, Recommender, build_model
 from elliot_visual.registry import MODELS
 from elliot_visual.storage import ResultPaths, safe_file_name
@@ -30,6 +33,8 @@ from elliot_visual.tuning.search import best_trial, search
 log = logging.getLogger(__name__)
 
 FeatureProvider = Callable[[type[Recommender], HyperParams, Interactions], dict[str, torch.Tensor]]
+"""``(model class, params, split) -> tensors``; a provider with a ``store(split)`` method (the runner's
+:class:`~elliot_visual.features.store.SplitFeatures`) also serves metrics that read item features."""
 
 
 @dataclass
@@ -122,10 +127,11 @@ def tune_and_evaluate(spec: ModelSpec, folds: list[list[Interactions]], exp: Exp
         if dimensions:
             found = search(dimensions, objective, spec.meta.hyper_opt_alg, spec.meta.hyper_max_evals,
                            seed=exp.random_seed)
-            chosen = trials[best_trial(found).index]
+            index = best_trial(found).index
         else:
             objective({})
-            chosen = trials[0]
+            index = 0
+        trials[index] = chosen = with_feature_metrics(trials[index], validation_folds[-1], exp, features)
         per_fold.append((trials, chosen))
     trials, best = min(per_fold, key=lambda pair: pair[1].loss)
     return ModelOutcome(spec, trials, best, metric, cutoff)
@@ -141,6 +147,9 @@ def _run_trial(cls: type[Recommender], params: HyperParams, spec: ModelSpec,
     if stopping is not None and stopping.monitor not in ("loss", selection):
         watched_at.append(parse_validation_metric(stopping.monitor, exp.evaluation))
     watched = sorted({name for name, _ in watched_at})
+    # Feature-reading metrics (VisDiv: t-SNE per user) select nothing and cost far more than the others,
+    # so they are left out here and computed for the selected configuration only (with_feature_metrics).
+    plain_metrics = [m.name for m in build_metrics(exp.evaluation) if not m.needs_features]
     losses, validations, trainings, tests = [], [], [], []
     for fold, data in enumerate(validation_folds):
         model = build_model(cls, params, data.n_users, data.n_items, features(cls, params, data))
@@ -161,8 +170,9 @@ def _run_trial(cls: type[Recommender], params: HyperParams, spec: ModelSpec,
         training = train(model, data, config, validate)
         trainings.append(training)
         losses.append(-(training.best_value if training.best_value is not None else float("-inf")))
-        validations.append(evaluate(model.score, data, part, exp.evaluation, exp.top_k, device).values)
-        tests.append(evaluate(model.score, data, "test", exp.evaluation, exp.top_k, device))
+        validations.append(evaluate(model.score, data, part, exp.evaluation, exp.top_k, device,
+                                    metrics=plain_metrics).values)
+        tests.append(evaluate(model.score, data, "test", exp.evaluation, exp.top_k, device, metrics=plain_metrics))
         log.info("%s: best %s@%d = %.5f at epoch %s", name, metric, cutoff, -losses[-1], training.best_epoch)
     test = tests[-1]
     if len(tests) > 1:  # Elliot averages metrics over validation folds (np.average)
@@ -173,6 +183,39 @@ def _run_trial(cls: type[Recommender], params: HyperParams, spec: ModelSpec,
     return TrialOutcome(name=name, params=params, loss=float(np.mean(losses)),
                         best_iteration=trainings[-1].best_epoch, validation=_average(validations),
                         test=test, training=trainings, recommendations=lists)
+
+
+def with_feature_metrics(trial: TrialOutcome, data: Interactions, exp: Experiment,
+                         features: FeatureProvider) -> TrialOutcome:
+    """``trial`` with the feature-reading metrics (VisDiv) added to its test values, computed on its
+    saved test lists (those of ``data``, the last validation fold's split) without scoring again.
+
+    A deviation from Elliot, which computes every metric for every trial: VisDiv is not one of
+    Elliot's metrics, and a per-user t-SNE for each grid point would dominate a study's run time.
+    The trial tables therefore leave VisDiv empty for configurations that were not selected.
+    """
+    readers = [m for m in build_metrics(exp.evaluation) if m.needs_features]
+    if not readers:
+        return trial
+    extra = evaluate_lists(trial.test.recommendations, data, "test", exp.evaluation, readers,
+                           features=metric_features(readers, features, data))
+    values = {k: {**row, **extra.values.get(k, {})} for k, row in trial.test.values.items()}
+    per_user = {k: {**trial.test.per_user.get(k, {}), **extra.per_user.get(k, {})}
+                for k in {*trial.test.per_user, *extra.per_user}}
+    test = EvaluationResult(values=values, recommendations=trial.test.recommendations, per_user=per_user,
+                            part=trial.test.part)
+    return replace(trial, test=test)
+
+
+def metric_features(readers: list[Metric], features: FeatureProvider, data: Interactions
+                    ) -> dict[str, np.ndarray]:
+    """The item-aligned arrays the feature-reading metrics (VisDiv) ask for, from ``data``'s store."""
+    store = getattr(features, "store", None)
+    if store is None:
+        raise ValueError(f"metrics {sorted({m.name for m in readers})} read item features, but the config "
+                         "declares no data_config.side_information; add the loader entry their 'loader' "
+                         "option names")
+    return evaluation_features(readers, store(data))
 
 
 def _average(results: list[dict[int, dict[str, float]]]) -> dict[int, dict[str, float]]:

@@ -160,6 +160,19 @@ def test_filters_that_need_missing_inputs_fail_clearly(raw: Path, tmp_path: Path
         prepare_amazon(config(raw, tmp_path / "data", k_core=4))
 
 
+def test_missing_raw_files_are_all_named_with_where_to_get_them(raw: Path, tmp_path: Path) -> None:
+    cfg = config(raw, tmp_path / "data")
+    cfg.sources.reviews = tmp_path / "absent" / "reviews_Baby.json.gz"
+    cfg.sources.meta = tmp_path / "absent" / "meta_Baby.json.gz"
+    with pytest.raises(DataError) as caught:
+        prepare_amazon(cfg)
+    message = str(caught.value)
+    assert "sources.reviews: " + str(cfg.sources.reviews) in message
+    assert "sources.meta: " + str(cfg.sources.meta) in message
+    assert "jmcauley.ucsd.edu/data/amazon" in message
+    assert not (tmp_path / "data").exists()                  # nothing written
+
+
 # ------------------------------------------------------------------ command line and YAML
 
 def test_command_reads_yaml_with_paths_beside_it_and_flags_override(raw: Path, tmp_path: Path,
@@ -237,10 +250,10 @@ def test_failed_downloads_drop_items_and_the_k_core_is_restored(image_server: st
     folder = tmp_path / "data" / "toy"
     # C's image is missing: u3 and u4 fall below 2 rows, then E does; E's image is removed too
     assert dataset_rows(folder) == [("u1", "A"), ("u1", "B"), ("u2", "A"), ("u2", "B")]
-    assert sorted(p.name for p in (folder / "images").iterdir()) == ["A.png", "B.png", "download_report.tsv"]
+    assert sorted(p.name for p in (folder / "images").iterdir()) == ["A.png", "B.png"]
     assert (card.items_with_image_file, card.images_failed) == (2, 1)
     assert [s.step for s in card.steps][-1] == "image downloaded"
-    report = (folder / "images" / "download_report.tsv").read_text().splitlines()
+    report = (folder / "download_report.tsv").read_text().splitlines()
     assert report[0] == "item\turl\tattempts\terror" and report[1].startswith("C\t")
 
 

@@ -118,9 +118,9 @@ def test_download_outcomes_follow_each_server_answer(server: Server, tmp_path: P
     assert server.requests["/missing.jpg"] == 1 and "HTTP 404" in by_item["missing"].error
     assert server.requests["/page.jpg"] == 1 and "not an image" in by_item["page"].error
     assert sorted(p.name for p in (tmp_path / "images").iterdir()) == [
-        "download_report.tsv", "flaky.jpg", "good.jpg", "png.png"]
+        "flaky.jpg", "good.jpg", "png.png"]
 
-    rows = read_report(tmp_path / "images" / "download_report.tsv")
+    rows = read_report(tmp_path / "download_report.tsv")
     assert set(rows) == {"slow", "missing", "page"}
     assert rows["missing"]["url"] == urls["missing"] and rows["missing"]["attempts"] == "1"
 
@@ -154,7 +154,7 @@ def test_unreachable_and_non_http_urls_fail_without_raising(tmp_path: Path) -> N
     assert by_item["local"].attempts == 1 and "unsupported URL scheme 'file'" in by_item["local"].error
     assert by_item["nonsense"].attempts == 1
     assert by_item["../escape"].attempts == 0 and "file name" in by_item["../escape"].error
-    assert set(read_report(tmp_path / "images" / "download_report.tsv")) == set(urls)
+    assert set(read_report(tmp_path / "download_report.tsv")) == set(urls)
 
 
 def test_options_reject_impossible_values() -> None:
