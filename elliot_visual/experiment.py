@@ -13,6 +13,7 @@ from elliot_visual.evaluation.visual_profiles import best_model_profiles
 from elliot_visual.features.store import side_information_provider
 from elliot_visual.reports.elliot_format import write_reports
 from elliot_visual.storage import ResultPaths
+from elliot_visual.training.loop import set_cpu_threads
 from elliot_visual.tuning.tune import ModelOutcome, comparison_variants, tune_and_evaluate
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ def run_experiment(config_path: str | Path) -> RunSummary:
     """Load the config, prepare data and features, tune/train/evaluate every model, write reports."""
     exp = load_experiment(config_path)                              # config/: validated, or ConfigError
     check_inputs_exist(exp)                                         # data/: stop at once if data are absent
+    set_cpu_threads(exp.threads)                                    # training/: torch's CPU pool
     run_extraction_blocks(exp)                                      # extraction/: only missing features
     paths = result_paths(exp).create()
     folds = prepare_data(exp)                                       # data/: read, prefilter, split

@@ -179,6 +179,9 @@ class Experiment(Strict):
     top_k: int = Field(10, ge=1)
     evaluation: Evaluation = Field(default_factory=Evaluation)
     gpu: int = -1
+    # Not an Elliot key: torch's CPU threads (None: torch's default, one per core). Small models train
+    # several times faster on one thread when other processes share the cores (see README).
+    threads: int | None = Field(None, ge=1)
     external_models_path: Path | None = None
     path_output_rec_result: Path
     path_output_rec_weight: Path

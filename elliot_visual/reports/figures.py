@@ -136,7 +136,8 @@ def write_profile_figures(profiles: Sequence["ProfileMap"], folder: str | Path,
     """Every profile as its own PNG, and per user one grid of all her profiles (given order).
 
     ``visdiv_<entry>_at<k>_user<u>_<model>.png`` and ``visdiv_user<u>_grid.png`` under ``folder``.
-    ``columns`` of the grid: default the number of models (one row per VisDiv entry). Panels share
+    ``columns`` of the grid: default the number of models when there are several VisDiv entries (one
+    row each), else at most 4 (a single entry's models wrap onto further rows). Panels share
     axes only when every one comes from the same catalogue-wide map.
     """
     folder = Path(folder)
@@ -150,9 +151,12 @@ def write_profile_figures(profiles: Sequence["ProfileMap"], folder: str | Path,
         written.append(profile_figure(panel, folder / name))
         grids.setdefault(profile.user_id, []).append(panel)
     models = list(dict.fromkeys(p.model for p in profiles))
-    share = all(p.shared_map for p in profiles) and len({p.entry for p in profiles}) == 1
+    entries = len({p.entry for p in profiles})
+    share = all(p.shared_map for p in profiles) and entries == 1
+    # One row per VisDiv entry; a single entry wraps after 4 models so the picture stays readable.
+    columns = columns or (len(models) if entries > 1 else min(len(models), 4))
     for user, panels in grids.items():
         target = folder / f"visdiv_user{safe_file_name(user)}_grid.png"
         written.append(profile_grid(panels, target, title=f"Visual profile of user {user}",
-                                    columns=columns or len(models), share_axes=share))
+                                    columns=columns, share_axes=share))
     return written
