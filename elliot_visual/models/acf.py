@@ -114,11 +114,11 @@ class ACF(Recommender):
         component_x, item_x = projected[..., :h_c], projected[..., h_c:]
         gu = self.Gu[users]
         # Component-level attention (eq. 5-6), softmax over the regions of each item.
-        b = torch.relu(component_x.index_select(0, where) + (gu @ self.component_in["W_u"] + self.component_in["b"])[owner, None])
+        b = torch.relu(component_x[where] + (gu @ self.component_in["W_u"] + self.component_in["b"])[owner, None])
         beta = torch.softmax(_apply(self.component_out, b).squeeze(-1), dim=-1)          # (P, regions)
-        pooled_x = (beta.unsqueeze(-1) * item_x.index_select(0, where)).sum(1)                           # x̄_l W_x: (P, h_i)
+        pooled_x = (beta.unsqueeze(-1) * item_x[where]).sum(1)                           # x̄_l W_x: (P, h_i)
         # Item-level attention (eq. 3-4), softmax over each user's items.
-        v, p = self.Gi.index_select(0, items), self.Pi.index_select(0, items)
+        v, p = self.Gi[items], self.Pi[items]
         a = torch.relu((gu @ self.item_in["W_u"] + self.item_in["b"])[owner] + v @ self.item_in["W_v"]
                        + p @ self.item_in["W_p"] + pooled_x)
         alpha = _softmax_per_owner(_apply(self.item_out, a).squeeze(-1), owner, len(users))  # (P,)
