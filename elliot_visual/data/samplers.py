@@ -5,6 +5,7 @@ batches the model's ``loss`` reads. Sampling is vectorised with a seeded NumPy `
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
@@ -14,6 +15,8 @@ import torch
 from torch import Tensor
 
 from elliot_visual.registry import SAMPLERS
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,10 +88,18 @@ class BPRSampler:
         self.batch_size = batch_size if batch_size >= 1 else self.transactions
         self.rng = np.random.default_rng(seed)
         counts = np.diff(self.train.indptr)
-        self.active_users = np.flatnonzero(counts > 0)
         self.counts = counts
         item_pop = np.bincount(self.train.indices, minlength=self.n_items)
         self.negative_pool = np.flatnonzero(item_pop > 0) if negatives_from_train_items else None
+        # A user who has every candidate item has no negative: rejection sampling would never end.
+        candidates = len(self.negative_pool) if self.negative_pool is not None else self.n_items
+        self.active_users = np.flatnonzero((counts > 0) & (counts < candidates))
+        saturated = int(np.count_nonzero(counts >= candidates))
+        if saturated:
+            log.warning("BPR sampler: %d user(s) interacted with every candidate item and have no negative; "
+                        "they are left out of training triples", saturated)
+        if not len(self.active_users):
+            raise ValueError("BPR sampler: no user has both a positive and a negative item in the train set")
 
     def batches_per_epoch(self) -> int:
         return max(1, self.transactions // self.batch_size)
@@ -120,16 +131,18 @@ class PointwiseSampler:
         coo = self.train.tocoo()
         self.pos_users, self.pos_items = coo.row.astype(np.int64), coo.col.astype(np.int64)
         self.negatives = negatives
-        total = len(self.pos_users) * (1 + negatives)
+        # Users holding every item have no negative to draw (rejection would never end): none for them.
+        self.has_negatives = np.diff(self.train.indptr)[self.pos_users] < self.n_items
+        total = len(self.pos_users) + int(self.has_negatives.sum()) * negatives
         self.batch_size = batch_size if batch_size >= 1 else total
         self.rng = np.random.default_rng(seed)
 
     def batches_per_epoch(self) -> int:
-        total = len(self.pos_users) * (1 + self.negatives)
+        total = len(self.pos_users) + int(self.has_negatives.sum()) * self.negatives
         return max(1, -(-total // self.batch_size))
 
     def epoch(self) -> Iterator[PointwiseBatch]:
-        neg_users = np.repeat(self.pos_users, self.negatives)
+        neg_users = np.repeat(self.pos_users[self.has_negatives], self.negatives)
         neg_items = _sample_negatives(self.train, neg_users, self.n_items, self.rng)
         users = np.concatenate([self.pos_users, neg_users])
         items = np.concatenate([self.pos_items, neg_items])
