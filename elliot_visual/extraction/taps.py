@@ -112,7 +112,9 @@ class TorchExtractor:
                  channels_last: bool | None = None) -> None:
         self.device = device
         self.amp = autocast_dtype(precision, device)
-        self.channels_last = device.type == "cuda" if channels_last is None else channels_last
+        # Channels-last on every device: on CUDA for tensor cores; on this project's 2-core CPU it also
+        # ran batched convolutions 1.4-1.5x faster (ResNet50 / EfficientNet-Lite0 at batch 32).
+        self.channels_last = True if channels_last is None else channels_last
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.taps = taps.to(device, memory_format=memory_format).eval()
 
