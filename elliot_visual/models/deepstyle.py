@@ -8,7 +8,7 @@ from torch import Tensor
 
 from elliot_visual.data.samplers import Triples
 from elliot_visual.models.base import Recommender, TrainParams, hp, register_model
-from elliot_visual.models.pairwise import Real, WeightsCache, bpr_loss, fused_adam, glorot, item_blocks, l2
+from elliot_visual.models.pairwise import Real, WeightsCache, bpr_loss, glorot, item_blocks, l2
 
 
 @register_model("DeepStyle")
@@ -59,14 +59,6 @@ class DeepStyle(Recommender):
         self.Li = glorot(n_latent, params.factors)
         self.E = glorot(feats.shape[1], params.factors)
         self._items = WeightsCache(self)
-
-    def train(self, mode: bool = True) -> "DeepStyle":
-        self._items.clear()  # weights are about to change (or just did): drop cached item representations
-        return super().train(mode)
-
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        """Adam at ``lr`` as in Elliot (fused kernel where available)."""
-        return fused_adam(self, self.params.lr)
 
     def loss(self, batch: Triples) -> Tensor:
         u, i, j = batch.users, batch.pos, batch.neg

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from elliot_visual.data.samplers import Triples
 from elliot_visual.models.base import IntTuple, Recommender, TrainParams, hp, register_model
-from elliot_visual.models.pairwise import Real, SeededDropout, WeightsCache, bpr_loss, fused_adam, glorot, l2
+from elliot_visual.models.pairwise import Real, SeededDropout, WeightsCache, bpr_loss, glorot, l2
 
 
 @register_model("DVBPR")
@@ -97,14 +97,6 @@ class DVBPR(Recommender):
 
     def cnn_weights(self) -> list[Tensor]:
         return [p for name, p in [*self.conv.named_parameters(), *self.fc.named_parameters()] if name.endswith("weight")]
-
-    def train(self, mode: bool = True) -> "DVBPR":
-        self._items.clear()  # weights are about to change (or just did): drop cached item representations
-        return super().train(mode)
-
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        """Adam at ``lr`` as in Elliot (fused kernel where available)."""
-        return fused_adam(self, self.params.lr)
 
     def loss(self, batch: Triples) -> Tensor:
         u, i, j = batch.users, batch.pos, batch.neg

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from elliot_visual.data.samplers import Triples
 from elliot_visual.models.base import Recommender, TrainParams, hp, register_model
-from elliot_visual.models.pairwise import Real, WeightsCache, bpr_loss, fused_adam, glorot, item_blocks, l2
+from elliot_visual.models.pairwise import Real, WeightsCache, bpr_loss, glorot, item_blocks, l2
 
 
 @register_model("VBPR")
@@ -72,14 +72,6 @@ class VBPR(Recommender):
         self.E = glorot(n_feats, params.factors_d)
         self.Bp = glorot(n_feats, 1)
         self._items = WeightsCache(self)
-
-    def train(self, mode: bool = True) -> "VBPR":
-        self._items.clear()  # weights are about to change (or just did): drop cached item representations
-        return super().train(mode)
-
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        """Adam at ``lr`` as in Elliot (fused kernel where available)."""
-        return fused_adam(self, self.params.lr)
 
     def loss(self, batch: Triples) -> Tensor:
         p = self.params

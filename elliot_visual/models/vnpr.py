@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from elliot_visual.data.samplers import Triples
 from elliot_visual.models.base import IntTuple, Recommender, TrainParams, hp, register_model
-from elliot_visual.models.pairwise import Real, SeededDropout, bpr_loss, fused_adam, glorot, glorot_, item_blocks, l2
+from elliot_visual.models.pairwise import Real, SeededDropout, bpr_loss, glorot, glorot_, item_blocks, l2
 
 # Upper bound on (users x items x input width) elements built at once when scoring.
 SCORE_BUDGET = 1 << 24
@@ -123,10 +123,6 @@ class VNPR(Recommender):
                 x = self._dropout(x, float(self.params.dropout))
             x = torch.relu(layer(x))
         return x.squeeze(-1)
-
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        """Adam at ``lr`` as in Elliot (fused kernel where available)."""
-        return fused_adam(self, self.params.lr)
 
     def loss(self, batch: Triples) -> Tensor:
         p = self.params
