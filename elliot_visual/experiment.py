@@ -14,7 +14,7 @@ from elliot_visual.features.store import side_information_provider
 from elliot_visual.reports.elliot_format import write_reports
 from elliot_visual.storage import ResultPaths
 from elliot_visual.training.loop import set_cpu_threads
-from elliot_visual.tuning.tune import ModelOutcome, comparison_variants, tune_and_evaluate
+from elliot_visual.tuning.tune import ModelOutcome, TuningSettings, comparison_variants, tune_and_evaluate
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,8 @@ def run_experiment(config_path: str | Path) -> RunSummary:
     paths = result_paths(exp).create()
     folds = prepare_data(exp)                                       # data/: read, prefilter, split
     folds, features = side_information_provider(exp, folds)         # features/: aligned to item index
-    outcomes = [tune_and_evaluate(variant, folds, exp, features, paths)  # tuning/ + training/ + evaluation/
+    settings = TuningSettings(exp.evaluation, exp.top_k, exp.gpu, exp.random_seed)
+    outcomes = [tune_and_evaluate(variant, folds, settings, features, paths)  # tuning/ + training/ + evaluation/
                 for spec in exp.models for variant in comparison_variants(spec)]
     significance = compare_models(outcomes, exp.evaluation)         # evaluation/: paired tests
     profiles = best_model_profiles(exp, outcomes, folds, features)  # evaluation/: VisDiv maps to draw

@@ -134,4 +134,5 @@ PREFILTERS: Registry = Registry("prefiltering strategy", ("elliot_visual.data.pr
 SPLITTERS: Registry = Registry("splitting strategy", ("elliot_visual.data.splitting",))
 SAMPLERS: Registry = Registry("sampler", ("elliot_visual.data.samplers",))
 SEARCH_ALGORITHMS: Registry = Registry("hyper_opt_alg", ("elliot_visual.tuning.search",))
+TASKS: Registry = Registry("task", ("elliot_visual.evaluation.tasks",))
 

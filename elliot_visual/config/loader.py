@@ -43,10 +43,10 @@ from pydantic import BaseModel, ValidationError
 from elliot_visual.config.errors import ConfigError, Problem, key_path, listing, unknown_name
 from elliot_visual.config.schema import (DataConfig, EarlyStopping, Evaluation, Experiment,
                                          Extraction, Meta, ModelSpec, NegativeSampling, Prefilter,
-                                         SideInformation, Splitting)
+                                         SideInformation, Splitting, split_metric_at)
 from elliot_visual.config.search_space import Dimension, grid_size, parse_dimension
 from elliot_visual.registry import (FEATURE_LOADERS, METRICS, MODELS, PREFILTERS, SEARCH_ALGORITHMS, SPLITTERS,
-                                    Registry)
+                                    TASKS, Registry)
 
 ROOT = "experiment"
 EXTERNAL_PREFIX = "external."
@@ -65,9 +65,6 @@ _PATH_KEY = re.compile(r"(_path|_folder|_file|_files|_dir|_features|_mapping)$|^
 _EXTRACTION_PATH_KEYS = {"images", "output", "metadata"}
 # Elliot's test for "this string is a file name" (namespace_model.regexp), used in its blocks.
 _ELLIOT_FILE_NAME = re.compile(r"[\D][\w-]+\.[\w-]+")
-_METRIC_AT = re.compile(r"^\s*([^@\s]+)\s*(?:@\s*(\S+)\s*)?$")
-
-
 def resolve_config_path(arg: str | Path, config_dir: str | Path = Path("config_files")) -> Path:
     """Elliot's ``--config baby`` -> ``config_files/baby.yml``; an existing path is used as it is."""
     candidate = Path(arg)
@@ -597,12 +594,16 @@ class _ExperimentBuilder:
         if body.get("early_stopping") is not None:
             early_stopping = self._early_stopping(body["early_stopping"], meta, evaluation, (*prefix, "early_stopping"))
 
+        model_cls = MODELS.get(lookup)
+        if meta is not None:
+            self._check_task(model_cls, meta, key_path(*prefix, "meta", "task"))
+        bound = self._bound_loader(model_cls, name, body.get("loader"), key_path(*prefix, "loader"))
         fixed: dict[str, Any] = {}
         searched: dict[str, list[Any]] = {}
         dimensions: list[Dimension] = []
         fields = params_cls.model_fields
         for param, value in body.items():
-            if param in ("meta", "early_stopping"):
+            if param in ("meta", "early_stopping", "loader"):
                 continue
             at = key_path(*prefix, param)
             if param not in fields:
@@ -636,8 +637,37 @@ class _ExperimentBuilder:
                 "to; set meta.hyper_max_evals to the number of trials"))
         self._check_validation_rate(meta, fixed, dimensions, prefix)
         spec = {"key": key, "name": name, "external": external, "meta": meta, "params": fixed,
-                "search": searched, "early_stopping": early_stopping}
+                "search": searched, "early_stopping": early_stopping, "loader": bound}
         return self._validate(ModelSpec, spec, prefix)
+
+    def _check_task(self, model_cls: Any, meta: Meta, at: str) -> None:
+        """``meta.task`` names a registered task that the model serves."""
+        if meta.task is None:
+            return
+        if self._check_name(TASKS, meta.task, at) is None:
+            return
+        if meta.task not in model_cls.tasks:
+            self.problems.append(Problem(f"{model_cls.family} does not serve the '{meta.task}' task", at,
+                                         f"it serves: {listing(model_cls.tasks)}"))
+
+    def _bound_loader(self, model_cls: Any, name: str, value: Any, at: str) -> str | list[str] | None:
+        """The model entry's ``loader``: the feature set bound to it (a list compares feature sets,
+        one report row each). Only models that read side information accept it."""
+        if value is None:
+            return None
+        if not (model_cls.needs or model_cls.optional_needs):
+            self.problems.append(Problem(f"{name} reads no side information, so 'loader' would do nothing", at,
+                                         "remove the key, or use a model that reads visual features"))
+            return None
+        values = value if isinstance(value, list) else [value]
+        if isinstance(value, tuple) or not values or not all(isinstance(v, str) and v.strip() for v in values):
+            self.problems.append(Problem(f"expected a side-information name or a list of names, got {value!r}", at,
+                                         "write e.g. loader: resnet50 or loader: [alexnet, resnet50]"))
+            return None
+        if len(set(values)) != len(values):
+            self.problems.append(Problem(f"loader list {values!r} repeats a name", at, "list each feature set once"))
+            return None
+        return [self._substitute(v) for v in values] if isinstance(value, list) else self._substitute(value)
 
     def _check_hyperparameters(self, params_cls: type[BaseModel], fixed: dict[str, Any],
                                dimensions: list[Dimension], prefix: tuple[str | int, ...]) -> dict[str, Any] | None:
@@ -690,12 +720,13 @@ class _ExperimentBuilder:
         return self._metric_at(value, evaluation, cutoffs, at, "validation metric")
 
     def _metric_at(self, value: Any, evaluation: Evaluation, cutoffs: list[int], at: str, what: str) -> str | None:
-        match = _METRIC_AT.match(value) if isinstance(value, str) else None
-        if match is None or (match.group(2) is not None and not match.group(2).isdigit()):
+        try:
+            metric, k = split_metric_at(value, what)
+        except ValueError:
             self.problems.append(Problem(f"invalid {what} {value!r}", at,
                                          "write Metric or Metric@cutoff, e.g. nDCG@10"))
             return None
-        metric, cutoff = match.group(1), int(match.group(2)) if match.group(2) else cutoffs[0]
+        cutoff = k if k is not None else cutoffs[0]
         configured = {m.lower(): m for m in evaluation.simple_metrics}
         if metric.lower() not in configured:
             self.problems.append(Problem(

@@ -6,10 +6,24 @@ keys, so a validation error's location *is* the YAML key path. Paths here are al
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+_METRIC_AT = re.compile(r"^\s*([^@\s]+)\s*(?:@\s*(\S+)\s*)?$")
+
+
+def split_metric_at(text: str, what: str = "metric") -> tuple[str, int | None]:
+    """The one ``Metric@k`` parser: ``"nDCG@10"`` -> ``("nDCG", 10)``, ``"nDCG"`` -> ``("nDCG", None)``.
+
+    Raises ``ValueError`` naming ``what`` (e.g. ``meta.validation_metric``) for anything else."""
+    match = _METRIC_AT.match(text) if isinstance(text, str) else None
+    if match is None or (match.group(2) is not None and not match.group(2).isdigit()):
+        raise ValueError(f"invalid {what} {text!r}: write Metric or Metric@cutoff, e.g. nDCG@10")
+    return match.group(1), int(match.group(2)) if match.group(2) is not None else None
 
 
 class Strict(BaseModel):
@@ -51,6 +65,9 @@ class DataConfig(Strict):
     dataloader: str | None = None
     side_information: list[SideInformation] = Field(default_factory=list)
     drop_items_without_features: bool = False
+    # Not an Elliot key: keep held-out users without train rows (a user-level split read from files,
+    # strategy fixed or hierarchy); implied by the random_users splitter. Elliot drops such users.
+    keep_held_out_users: bool = False
     missing_hint: str | None = None  # the command that produces missing data, shown when it is absent
     header: bool = False
     columns: list[str] | None = None
@@ -146,10 +163,15 @@ class Meta(Strict):
     restore: bool = False
     restore_epoch: int | None = None
     optimize_internal_loss: bool = False
+    # Not an Elliot key: the task this entry is evaluated and selected on (ranking | sampled | multilabel);
+    # default: sampled when evaluation.negative_sampling is set and the model serves it, else its first task.
+    task: str | None = None
 
 
 class ModelSpec(Strict):
-    """One ``models:`` entry. ``params`` holds fixed values; ``search`` the searched ones (raw YAML lists)."""
+    """One ``models:`` entry. ``params`` holds fixed values; ``search`` the searched ones (raw YAML lists);
+    ``loader`` the side-information namespace bound to the model (data routing, not a hyperparameter;
+    a list compares feature sets, one report row each)."""
 
     key: str
     name: str
@@ -158,6 +180,7 @@ class ModelSpec(Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     search: dict[str, list[Any]] = Field(default_factory=dict)
     early_stopping: EarlyStopping | None = None
+    loader: str | list[str] | None = None
 
     @property
     def is_tuned(self) -> bool:

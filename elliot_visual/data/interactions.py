@@ -99,6 +99,11 @@ class Interactions:
         """(n_items,) True for items with at least one train interaction (False for cold items)."""
         return self.item_popularity > 0
 
+    @property
+    def keeps_held_out_users(self) -> bool:
+        """Whether some users have no train rows (a user-level split kept them)."""
+        return bool((np.diff(self.train.indptr) == 0).any())
+
     def user_positives(self, user: int) -> np.ndarray:
         """Dense item indices of ``user``'s train items."""
         return self.train.indices[self.train.indptr[user]:self.train.indptr[user + 1]]
@@ -106,15 +111,23 @@ class Interactions:
     @classmethod
     def from_frames(cls, name: str, train: pd.DataFrame, test: pd.DataFrame,
                     validation: pd.DataFrame | None = None,
-                    extra_items: list[str] | np.ndarray | None = None) -> "Interactions":
+                    extra_items: list[str] | np.ndarray | None = None,
+                    keep_held_out_users: bool = False) -> "Interactions":
         """Index the frames (columns user, item, rating[, timestamp], ids as strings).
 
         Users and items are numbered in order of first appearance in ``train``; ``extra_items``
         (e.g. items with features but no train rows) are appended to the catalogue. Duplicate
-        (user, item) rows keep the last one, as Elliot's dict-based loader does.
+        (user, item) rows keep the last one, as Elliot's dict-based loader does. Held-out users
+        without train rows are dropped, as in Elliot, unless ``keep_held_out_users`` (a user-level
+        split): then they are appended after the train users, with empty train rows.
         """
         train = _normalise(train)
         user_ids = pd.unique(train["user"]).astype(object)
+        if keep_held_out_users:
+            held = [_normalise(f)["user"] for f in (validation, test) if f is not None]
+            known = set(user_ids)
+            new = [u for u in pd.unique(pd.concat(held)) if u not in known] if held else []
+            user_ids = np.concatenate([user_ids, np.asarray(new, dtype=object)]).astype(object)
         item_ids = pd.unique(train["item"]).astype(object)
         if extra_items is not None and len(extra_items):
             known = set(item_ids)
@@ -142,7 +155,8 @@ class Interactions:
         frames = self._held_out_frames()
         return Interactions.from_frames(self.name, self.train_frame, frames["test"], frames.get("validation"),
                                         extra_items=np.concatenate([self.item_ids[~self.train_item_mask],
-                                                                    np.asarray(extra_items, dtype=object)]))
+                                                                    np.asarray(extra_items, dtype=object)]),
+                                        keep_held_out_users=self.keeps_held_out_users)
 
     def without_items(self, drop_items: list[str] | np.ndarray) -> "Interactions":
         """The same split with every row of ``drop_items`` removed (train and held-out alike)."""
@@ -151,7 +165,8 @@ class Interactions:
         keep = lambda df: None if df is None else df[~df["item"].isin(drop)]  # noqa: E731
         cold = [i for i in self.item_ids[~self.train_item_mask] if i not in drop]
         return Interactions.from_frames(self.name, keep(self.train_frame), keep(frames["test"]),
-                                        keep(frames.get("validation")), extra_items=cold)
+                                        keep(frames.get("validation")), extra_items=cold,
+                                        keep_held_out_users=self.keeps_held_out_users)
 
     def _held_out_frames(self) -> dict[str, pd.DataFrame]:
         out = {}

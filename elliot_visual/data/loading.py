@@ -22,7 +22,7 @@ import pandas as pd
 from elliot_visual.data.interactions import Interactions
 from elliot_visual.data.prefilter import apply_prefilters
 from elliot_visual.data.readers import DataError, read_interactions, read_split_layout
-from elliot_visual.data.splitting import Folds, read_hierarchy, split
+from elliot_visual.data.splitting import Folds, holds_out_users, read_hierarchy, split
 
 if TYPE_CHECKING:
     from elliot_visual.config.schema import Experiment
@@ -37,8 +37,9 @@ def prepare_data(exp: Experiment, verbose: bool = True) -> list[list[Interaction
     part. With ``verbose`` a short summary (users, items, interactions per part) is printed.
     """
     folds = read_folds(exp)
-    data = [[Interactions.from_frames(exp.dataset, train, test, val) for train, val in inner]
-            for inner, test in folds]
+    keep = exp.data_config.keep_held_out_users or holds_out_users(exp.splitting)
+    data = [[Interactions.from_frames(exp.dataset, train, test, val, keep_held_out_users=keep)
+             for train, val in inner] for inner, test in folds]
     if verbose:
         print(describe(data))
     return data

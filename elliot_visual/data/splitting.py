@@ -145,6 +145,35 @@ def random_subsampling(frame: pd.DataFrame, rng: np.random.Generator, *, folds: 
     return pairs
 
 
+@SPLITTERS.register("random_users")
+def random_users(frame: pd.DataFrame, rng: np.random.Generator, *, test_ratio: float) -> Pairs:
+    """Whole users to test: a uniform random ``test_ratio`` share of the users (rounded down, at
+    least one), with every row of theirs; the other users keep all their rows in train.
+
+    A user-level split for tasks that predict from a user's whole item set (the multilabel task):
+    the held-out users have no train rows and stay in the split (``Interactions.from_frames``
+    with ``keep_held_out_users``), where Elliot's item-level splits drop such users.
+    """
+    ratio = as_ratio("random_users", "test_ratio", test_ratio)
+    users = pd.unique(frame["user"])
+    if len(users) < 2:
+        raise DataError(f"random_users: {len(users)} user(s); a user-level split needs at least two")
+    n_test = min(len(users) - 1, max(1, int(np.floor(len(users) * ratio))))
+    chosen = set(users[rng.permutation(len(users))[:n_test]].tolist())
+    return [_split_with_mask(frame, frame["user"].isin(chosen).to_numpy())]
+
+
+USER_LEVEL_SPLITTERS = ("random_users",)
+
+
+def holds_out_users(splitting: "Splitting | None") -> bool:
+    """Whether a split sends whole users to its held-out parts (they must then stay in the split)."""
+    if splitting is None:
+        return False
+    specs = [splitting.test_splitting, splitting.validation_splitting]
+    return any(spec is not None and spec.strategy in USER_LEVEL_SPLITTERS for spec in specs)
+
+
 @SPLITTERS.register("random_cross_validation")
 def random_cross_validation(frame: pd.DataFrame, rng: np.random.Generator, *, folds: int) -> Pairs:
     """``folds`` (train, test) pairs: each user's rows are dealt to folds round-robin in row order.

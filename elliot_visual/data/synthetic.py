@@ -63,6 +63,7 @@ class PlantedFiles:
     item_mapping: Path
     categories: Path
     user_styles: Path
+    labels: Path
 
 
 def make_planted_dataset(n_users: int = 300, n_items: int = 400, n_styles: int = 8, feature_dim: int = 64,
@@ -181,6 +182,7 @@ def write_planted_dataset(root: str | Path, dataset: SyntheticDataset | None = N
     * ``visual_features/<item>.npy``: one 1-D vector per item (Elliot's ``visual_features`` folder),
       with ``visual_feats.tsv`` mapping ``item \\t feature_index`` (the fork's ``item_mapping``);
     * ``item_categories.tsv``: ``item \\t style`` (an item-attribute file);
+    * ``item_labels.tsv``: ``item \\t style<s>|look<a>``, several labels per item (:func:`planted_labels`);
     * ``user_styles.tsv``: ``user \\t style[,style]``, the planted truth, for figures and checks.
     """
     data = dataset if dataset is not None else make_planted_dataset(**kwargs)
@@ -188,7 +190,7 @@ def write_planted_dataset(root: str | Path, dataset: SyntheticDataset | None = N
     files = PlantedFiles(dataset=root / "dataset.tsv", features=root / "visual_features.npy",
                          item_ids=root / "item_ids.txt", features_folder=root / "visual_features",
                          item_mapping=root / "visual_feats.tsv", categories=root / "item_categories.tsv",
-                         user_styles=root / "user_styles.tsv")
+                         user_styles=root / "user_styles.tsv", labels=root / "item_labels.tsv")
     with atomic_write(files.dataset) as handle:
         data.interactions.to_csv(handle, sep="\t", header=False, index=False, lineterminator="\n")
     write_npy(files.features, data.features)
@@ -197,6 +199,19 @@ def write_planted_dataset(root: str | Path, dataset: SyntheticDataset | None = N
         write_npy(files.features_folder / f"{item}.npy", data.features[index])
     write_text(files.item_mapping, "".join(f"{item}\t{item}\n" for item in data.item_ids))
     write_text(files.categories, "".join(f"{item}\t{style}\n" for item, style in zip(data.item_ids, data.item_styles)))
+    write_text(files.labels, "".join(f"{item}\t{'|'.join(labels)}\n"
+                                     for item, labels in zip(data.item_ids, planted_labels(data))))
     write_text(files.user_styles, "".join(f"{user}\t{','.join(str(s) for s in styles if s >= 0)}\n"
                                           for user, styles in zip(data.user_ids, data.user_styles)))
     return files
+
+
+def planted_labels(data: SyntheticDataset) -> list[list[str]]:
+    """Each item's labels: its style (``style<s>``) and its dominant latent attribute (``look<a>``).
+
+    A user's items then share her one or two style labels, while the look labels are spread over
+    every style: predicting a user's labels from her items (the multilabel task) must find her styles.
+    """
+    looks = np.argmax(np.abs(data.item_attributes), axis=1) if data.item_attributes.size else \
+        np.zeros(len(data.item_ids), dtype=np.int64)
+    return [[f"style{int(s)}", f"look{int(a)}"] for s, a in zip(data.item_styles, looks)]

@@ -30,10 +30,10 @@ class EvaluationResult:
     """``values`` cutoff -> column -> value (configured order); ``per_user`` cutoff -> metric ->
     {public user id: value} for metrics eligible for paired tests (filled when
     ``paired_ttest`` or ``wilcoxon_test`` is on); ``recommendations`` the full-ranking top-K of
-    every train user."""
+    every train user (None for tasks that rank no item)."""
 
     values: dict[int, dict[str, float]]
-    recommendations: TopK
+    recommendations: TopK | None
     per_user: dict[int, dict[str, dict[str, float]]] = field(default_factory=dict)
     part: Part = "test"
 
@@ -118,38 +118,6 @@ def evaluate_lists(top: TopK, data: Interactions, part: Part, evaluation: Evalua
     want_per_user = evaluation.paired_ttest or evaluation.wilcoxon_test
     per_user = {k: _per_user_dicts(data, ctx.users, row) for k, row in table.items()} if want_per_user else {}
     return EvaluationResult(values=values, recommendations=top, per_user=per_user, part=part)
-
-
-def parse_validation_metric(text: str | None, evaluation: Evaluation) -> tuple[str, int]:
-    """Elliot's ``meta.validation_metric``: ``Metric@k`` -> (canonical metric name, k).
-
-    Default: the first simple metric at the first cutoff. The metric must be one of
-    ``simple_metrics`` (case-insensitive) and k one of ``cutoffs``; without ``@k`` the first cutoff.
-    """
-    simple = [METRICS.canonical(name) for name in evaluation.simple_metrics]
-    if not simple:
-        raise ValueError("evaluation.simple_metrics is empty: the validation metric must be one of them")
-    if not evaluation.cutoffs:
-        raise ValueError("evaluation.cutoffs is empty: set cutoffs (or top_k) before choosing a validation metric")
-    if text is None or not str(text).strip():
-        return simple[0], evaluation.cutoffs[0]
-    name, at, k_text = str(text).strip().partition("@")
-    lowered = {m.lower(): m for m in simple}
-    if name.strip().lower() not in lowered:
-        raise ValueError(f"meta.validation_metric {text!r}: {name.strip()!r} is not in evaluation.simple_metrics "
-                         f"({', '.join(simple)}); pick one of them")
-    metric = lowered[name.strip().lower()]
-    if not at:
-        return metric, evaluation.cutoffs[0]
-    try:
-        k = int(k_text)
-    except ValueError:
-        raise ValueError(f"meta.validation_metric {text!r}: the cutoff after '@' must be an integer "
-                         f"(one of {evaluation.cutoffs})") from None
-    if k not in evaluation.cutoffs:
-        raise ValueError(f"meta.validation_metric {text!r}: cutoff {k} is not in evaluation.cutoffs "
-                         f"({', '.join(map(str, evaluation.cutoffs))})")
-    return metric, k
 
 
 def _per_user_dicts(data: Interactions, users: np.ndarray, row: Mapping[str, MetricValue]

@@ -24,10 +24,9 @@ import torch
 
 from elliot_visual.config.schema import NegativeSampling
 from elliot_visual.data.interactions import HeldOut, Interactions
+from elliot_visual.data.negatives import draw_negatives, excluded_items
 from elliot_visual.evaluation.metrics.base import Metric, RankingContext, compute_table
 from elliot_visual.evaluation.ranking import ScoreFn, rank_among
-
-_SAMPLING_BLOCK = 1024
 
 
 @dataclass(frozen=True)
@@ -44,30 +43,12 @@ class SampledResult:
 
 def sample_negatives(data: Interactions, held_out: HeldOut, n_negatives: int,
                      rng: np.random.Generator) -> sp.csr_matrix:
-    """(n_users, n_items) bool CSR: up to ``n_negatives`` sampled negatives per evaluated user.
-
-    Uniform without replacement among the items outside the user's train and held-out sets: each
-    allowed item gets a uniform random key and the ``n_negatives`` smallest keys win.
-    """
-    users = held_out.user_set()
-    excluded = _excluded(data, held_out)
-    rows, cols = [], []
-    for start in range(0, users.shape[0], _SAMPLING_BLOCK):
-        block = users[start:start + _SAMPLING_BLOCK]
-        keys = rng.random((block.shape[0], data.n_items), dtype=np.float32)
-        sub = excluded[block].tocoo()
-        keys[sub.row, sub.col] = np.inf
-        take = min(n_negatives, data.n_items)
-        chosen = np.argpartition(keys, take - 1, axis=1)[:, :take] if take < data.n_items else \
-            np.broadcast_to(np.arange(data.n_items), keys.shape)
-        allowed = np.isfinite(np.take_along_axis(keys, chosen, axis=1))
-        local, slot = np.nonzero(allowed)
-        rows.append(block[local])
-        cols.append(chosen[local, slot])
-    rows_all = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
-    cols_all = np.concatenate(cols) if cols else np.empty(0, dtype=np.int64)
-    return sp.csr_matrix((np.ones(rows_all.shape[0], dtype=bool), (rows_all, cols_all)),
-                         shape=(data.n_users, data.n_items))
+    """(n_users, n_items) bool CSR: up to ``n_negatives`` sampled negatives per evaluated user,
+    uniform without replacement among the items outside her train and held-out sets (the one
+    negative-sampling routine, :func:`elliot_visual.data.negatives.draw_negatives`)."""
+    rows, cols = draw_negatives(excluded_items(data, held_out), held_out.user_set(), n_negatives, rng,
+                                replace=False)
+    return sp.csr_matrix((np.ones(rows.shape[0], dtype=bool), (rows, cols)), shape=(data.n_users, data.n_items))
 
 
 def read_negatives(path: Path, data: Interactions) -> sp.csr_matrix:
@@ -145,13 +126,6 @@ def _train_ones(data: Interactions) -> sp.csr_matrix:
     train = sp.csr_matrix(data.train, copy=True)
     train.data = np.ones(train.nnz, dtype=np.int8)
     return train
-
-
-def _excluded(data: Interactions, held_out: HeldOut) -> sp.csr_matrix:
-    """(n_users, n_items) CSR, stored entries = each user's train and held-out (in-catalogue) items."""
-    merged = (_train_ones(data) + _held_matrix(data, held_out)).tocsr()
-    merged.sort_indices()
-    return merged
 
 
 def _candidates(data: Interactions, held_out: HeldOut, negatives: sp.csr_matrix) -> sp.csr_matrix:

@@ -170,7 +170,7 @@ def best_model_profiles(exp: "Experiment", outcomes: Sequence[Any], folds: Seque
     recommendations: dict[str, TopK] = {}
     titles: dict[str, str] = {}
     for outcome in outcomes:
-        loader = getattr(outcome.best.params, "loader", None)
+        loader = getattr(outcome, "loader", None)
         model = f"{outcome.family}_{loader}" if loader else outcome.family
         if model in recommendations:  # two entries of one family on one backbone: the full names
             model = outcome.best.name

@@ -48,6 +48,7 @@ class FeatureSource(ABC):
 
     kind: str
     origin: str
+    names: tuple[str, ...] | None = None  # what each value column means (attribute / label names), when known
 
     @abstractmethod
     def item_ids(self) -> np.ndarray:
@@ -82,11 +83,11 @@ class ArraySource(FeatureSource):
     """Rows of one matrix (in memory or memory-mapped) with the item id of each row."""
 
     def __init__(self, kind: str, item_ids: np.ndarray, values: np.ndarray, origin: str,
-                 transform: Transform = _identity) -> None:
+                 transform: Transform = _identity, names: tuple[str, ...] | None = None) -> None:
         if len(item_ids) != len(values):
             raise FeatureError(f"{origin}: {len(item_ids)} item ids for {len(values)} feature rows; "
                                "the id list must have one line per row")
-        self.kind, self.origin, self.transform = kind, origin, transform
+        self.kind, self.origin, self.transform, self.names = kind, origin, transform, names
         self._ids = np.asarray([str(i) for i in item_ids], dtype=object)
         self._values = values
         self._index = {item: row for row, item in enumerate(self._ids)}

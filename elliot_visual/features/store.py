@@ -3,12 +3,12 @@
 The runner does, per split::
 
     store, data = load_side_information(exp.data_config.side_information, data)
-    tensors = store.tensors_for(VBPR, params)        # {"visual_features": (n_items, F) tensor}
+    tensors = store.tensors_for(VBPR, "resnet50")    # {"visual_features": (n_items, F) tensor}
 
 ``data_config.side_information`` entries each name a registered loader (``dataloader``) and a
 namespace (``name``; default the loader's, Elliot's ``VisualAttributes`` for visual loaders).
-Entries with the same namespace merge their kinds. A model picks its namespace with its ``loader``
-hyperparameter and lists the kinds it reads in ``needs`` (``optional_needs`` for kinds it uses
+Entries with the same namespace merge their kinds. A model's config entry binds its namespace with
+``loader`` (data routing, not a hyperparameter) and the model lists the kinds it reads in ``needs`` (``optional_needs`` for kinds it uses
 when present, e.g. DeepStyle's ``item_categories``). A kind missing from the model's namespace is
 taken from the one other namespace that has it, so an ``ItemCategories`` entry need not repeat the
 visual namespace's name.
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 Namespaces = dict[str, dict[str, FeatureSource]]
 COLD_ITEM_MODES = ("held_out", "all", "none")
 DERIVED_KINDS = ("train_positives",)  # computed from the interactions, not read from side information
-FeatureProvider = Callable[[type, Any, Interactions], dict[str, Tensor]]
+FeatureProvider = Callable[[type, str | None, Interactions], dict[str, Tensor]]
 
 
 def train_positives(data: Interactions) -> Tensor:
@@ -87,7 +87,7 @@ def _merge(target: dict[str, FeatureSource], name: str, kind: str, source: Featu
         target[kind] = source
     elif not getattr(source, "derived", False):
         raise FeatureError(f"{where}: namespace '{name}' already has {kind} from {current.origin}; give this entry "
-                           "its own 'name' and select it with the model's 'loader' hyperparameter")
+                           "its own 'name' and bind it with the model entry's 'loader' key")
 
 
 def align_catalogue(namespaces: Namespaces, data: Interactions, drop_items_without_features: bool = False,
@@ -162,13 +162,13 @@ class FeatureStore:
 
     def source(self, loader_name: str, kind: str) -> FeatureSource:
         """The source serving ``kind`` for namespace ``loader_name`` (see the module docstring)."""
-        if loader_name not in self.namespaces:
+        if loader_name not in self.namespaces and not (loader_name == DEFAULT_NAMESPACE and self._only_one(kind)):
             close = closest_match(loader_name, list(self.namespaces))
             hint = f" Did you mean '{close}'?" if close else ""
             raise FeatureError(f"no side-information namespace '{loader_name}'.{hint} Declared: "
                                f"{', '.join(self.names()) or 'none'} (set 'name' on a data_config.side_information "
-                               "entry or the model's 'loader' hyperparameter)")
-        if kind in self.namespaces[loader_name]:
+                               "entry or the model entry's 'loader' key)")
+        if kind in self.namespaces.get(loader_name, {}):
             return self.namespaces[loader_name][kind]
         others = [name for name, kinds in self.namespaces.items() if kind in kinds]
         if len(others) == 1:
@@ -181,6 +181,14 @@ class FeatureStore:
                            f"{', '.join(self.namespaces[loader_name]) or 'nothing'}); add the key for it to "
                            "data_config.side_information, e.g. visual_feat_map_features for ACF")
 
+    def _only_one(self, kind: str) -> bool:
+        """Whether exactly one namespace provides ``kind`` (an unbound model then reads it there)."""
+        return sum(kind in kinds for kinds in self.namespaces.values()) == 1
+
+    def column_names(self, loader_name: str, kind: str) -> tuple[str, ...] | None:
+        """The names of ``kind``'s value columns (label or attribute names), when its source has them."""
+        return self.source(loader_name, kind).names
+
     def get(self, loader_name: str, kind: str) -> np.ndarray:
         """(n_items, *shape) values of ``kind`` aligned to ``data.item_ids``."""
         source = self.source(loader_name, kind)
@@ -191,9 +199,10 @@ class FeatureStore:
             self._cache[key] = np.require(values, requirements=["C", "W"])
         return self._cache[key]
 
-    def tensors_for(self, model_cls: type, params: Any) -> dict[str, Tensor]:
-        """The tensors ``model_cls`` reads (its ``needs`` and present ``optional_needs``) for ``params``."""
-        loader_name = str(getattr(params, "loader", DEFAULT_NAMESPACE))
+    def tensors_for(self, model_cls: type, loader: str | None = None) -> dict[str, Tensor]:
+        """The tensors ``model_cls`` reads (its ``needs`` and present ``optional_needs``) from the
+        feature set ``loader`` bound in its config entry (default: Elliot's namespace)."""
+        loader_name = str(loader or DEFAULT_NAMESPACE)
         out: dict[str, Tensor] = {}
         for kind in getattr(model_cls, "needs", ()):
             out[kind] = train_positives(self.data) if kind in DERIVED_KINDS else \
@@ -216,20 +225,20 @@ def load_side_information(side_information: Sequence[SideInformation | Mapping[s
     return FeatureStore(namespaces, data, train_items_only_pca), data
 
 
-def tensors_without_side_information(model_cls: type, params: Any, data: Interactions) -> dict[str, Tensor]:
+def tensors_without_side_information(model_cls: type, loader: str | None, data: Interactions) -> dict[str, Tensor]:
     """Features for an experiment with no side information: only kinds computed from interactions."""
     missing = [k for k in getattr(model_cls, "needs", ()) if k not in DERIVED_KINDS]
     if missing:
         raise FeatureError(f"model {getattr(model_cls, 'family', model_cls.__name__)} needs {', '.join(missing)} but "
                            "the config declares no data_config.side_information; add a loader entry such as "
                            "'- dataloader: VisualAttribute' with visual_features")
-    return FeatureStore({}, data).tensors_for(model_cls, params)
+    return FeatureStore({}, data).tensors_for(model_cls, loader)
 
 
 class SplitFeatures:
     """The runner's side information: one :class:`FeatureStore` per split, made on first use.
 
-    Called as ``(model_cls, params, data)`` it gives the tensors a model reads (the tuner's
+    Called as ``(model_cls, loader, data)`` it gives the tensors a model reads (the tuner's
     feature provider); :meth:`store` gives the split's store itself, for metrics that read item
     features (VisDiv) and for the visual-profile pictures. Each split gets its own store because
     PCA is fitted on that split's train items.
@@ -247,10 +256,10 @@ class SplitFeatures:
             store = self._stores[id(data)] = FeatureStore(self.namespaces, data, self.train_items_only_pca)
         return store
 
-    def __call__(self, model_cls: type, params: Any, data: Interactions) -> dict[str, Tensor]:
+    def __call__(self, model_cls: type, loader: str | None, data: Interactions) -> dict[str, Tensor]:
         if not self.namespaces:
-            return tensors_without_side_information(model_cls, params, data)
-        return self.store(data).tensors_for(model_cls, params)
+            return tensors_without_side_information(model_cls, loader, data)
+        return self.store(data).tensors_for(model_cls, loader)
 
 
 def side_information_provider(exp: "Experiment", folds: list[list[Interactions]],

@@ -6,3 +6,4 @@ from elliot_visual.models import acf  # noqa: F401  visual
 from elliot_visual.models import vnpr  # noqa: F401  visual
 from elliot_visual.models import dvbpr  # noqa: F401  visual
 from elliot_visual.models import visrank  # noqa: F401  visual
+from elliot_visual.models import category_pop  # noqa: F401  multilabel

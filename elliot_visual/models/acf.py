@@ -8,7 +8,7 @@ from pydantic import field_validator
 from torch import Tensor, nn
 
 from elliot_visual.data.samplers import Triples
-from elliot_visual.models.base import IntTuple, Recommender, TrainParams, hp, register_model
+from elliot_visual.models.base import IntTuple, PairwiseParams, Recommender, hp, register_model
 from elliot_visual.models.pairwise import Real, bpr_loss, glorot, l2
 
 # Upper bound on the (users x items x regions x units) attention tensor built at once when scoring.
@@ -55,13 +55,12 @@ class ACF(Recommender):
           layers_item: (64, 1)
     """
 
-    class Params(TrainParams):
+    class Params(PairwiseParams):
         factors: int = hp(100, "factors", ge=1)
         lr: Real = hp(0.0005, "lr", gt=0)
         l_w: Real = hp(0.000025, "l_w", ge=0)
         layers_component: IntTuple = hp((64, 1), "layers_component")
         layers_item: IntTuple = hp((64, 1), "layers_item")
-        loader: str = hp("VisualAttributes", "load")
         cold_neighbours: int = hp(10, in_name=False, ge=0)
 
         @field_validator("layers_component", "layers_item")
@@ -72,6 +71,7 @@ class ACF(Recommender):
             return value
 
     needs = ("visual_feat_map_features", "train_positives")
+    loader_in_name = True
     sampler = "bpr"
 
     def __init__(self, params: Params, n_users: int, n_items: int,

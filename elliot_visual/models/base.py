@@ -2,10 +2,13 @@
 
 A model declares ``Params`` (a :class:`HyperParams` subclass built with :func:`hp`), which gives
 the validated parameters, the search space and the report name (``VBPR_seed=42_e=20_bs=256_...``,
-formed as Elliot forms it). It implements ``score(users)`` and either ``loss(batch)`` (gradient
-models, trained by the one loop in ``training/``) or ``fit(data)`` (closed-form models).
+formed as Elliot forms it), and the tasks it serves (``ranking``, ``sampled``, ``multilabel``:
+``evaluation/tasks``). It implements ``score(users[, at])`` (ranking tasks) or ``predict(batch)``
+(the multilabel task), and either ``loss(batch)`` (gradient models, trained by the one loop in
+``training/`` on the batches of its ``sampler``) or ``fit(data)`` (closed-form models).
 Constructors do no work beyond building parameters: they receive the params, the sizes and the
-feature tensors named in ``needs``, never a config or a data object to dig into.
+feature tensors named in ``needs``, never a config or a data object to dig into. Which feature set
+fills ``needs`` is bound in the model's config entry (``loader``), not a hyperparameter.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import torch
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from torch import Tensor, nn
 
+from elliot_visual.data.samplers import BPROptions, PointwiseOptions, UserSetOptions
 from elliot_visual.registry import MODELS
 
 M = TypeVar("M", bound=type)
@@ -72,6 +76,22 @@ class TrainParams(HyperParams):
     batch_size: int = hp(-1, "bs", description="< 1 means all train pairs in one batch, as in Elliot")
 
 
+class PairwiseParams(TrainParams, BPROptions):
+    """A BPR-trained model's parameters, with the BPR sampler's options (``negatives_from``,
+    ``exclude_validation``; kept out of the report name)."""
+
+
+class PointwiseParams(TrainParams, PointwiseOptions):
+    """A pointwise-trained model's parameters, with the sampler's ``negatives`` per positive."""
+
+
+class UserSetParams(TrainParams, UserSetOptions):
+    """A set-level (multilabel) model's parameters, with the set sampler's ``max_set_size``."""
+
+
+DEFAULT_LOADER = "VisualAttributes"  # Elliot's default side-information namespace
+
+
 def format_value(value: Any) -> str:
     """A hyperparameter as Elliot prints it in a model name: tuples as ``64-1``, ``.`` as ``$``."""
     if isinstance(value, (tuple, list)):
@@ -98,14 +118,22 @@ class Recommender(nn.Module):
     """Base of every model: stores params and sizes; subclasses hold one paper's maths.
 
     Class attributes a model may set:
-    ``Params`` its hyperparameters; ``needs`` FeatureStore entries it reads (``visual_features``,
+    ``Params`` its hyperparameters; ``needs`` the feature kinds it reads (``visual_features``,
     ``visual_pca_features``, ``visual_feat_map_features``, ``images``, ``item_categories``,
-    ``train_positives``); ``sampler`` the registered sampler building its batches (``bpr``).
+    ``item_labels``, ``train_positives``) and ``optional_needs`` those it uses when present;
+    ``sampler`` the registered sampler building its batches (``bpr``, ``pointwise``, ``user_sets``),
+    whose options are fields of ``Params``; ``tasks`` the tasks it serves, the first the default;
+    ``uses_time`` whether ``score`` reads the time of the event being ranked (``at``);
+    ``loader_in_name`` whether the report name ends in Elliot's ``load=<feature set>``.
     """
 
     Params: ClassVar[type[HyperParams]] = HyperParams
     needs: ClassVar[tuple[str, ...]] = ()
+    optional_needs: ClassVar[tuple[str, ...]] = ()
     sampler: ClassVar[str] = "bpr"
+    tasks: ClassVar[tuple[str, ...]] = ("ranking", "sampled")
+    uses_time: ClassVar[bool] = False
+    loader_in_name: ClassVar[bool] = False
     family: ClassVar[str] = ""
 
     def __init__(self, params: HyperParams, n_users: int, n_items: int,
@@ -128,8 +156,15 @@ class Recommender(nn.Module):
         """Adam at ``params.lr`` as Elliot's models use (fused kernel where available); override for others."""
         return fused_adam(self, float(getattr(self.params, "lr", 1e-3)))
 
-    def score(self, users: Tensor) -> Tensor:
-        """Scores for every catalogue item, shape (len(users), n_items); higher ranks first."""
+    def score(self, users: Tensor, at: Tensor | None = None) -> Tensor:
+        """Scores for every catalogue item, shape (len(users), n_items); higher ranks first.
+
+        ``at`` (len(users),) float64 unix seconds: the time of the event being ranked, passed only
+        to models with ``uses_time`` (NaN where unknown)."""
+        raise NotImplementedError
+
+    def predict(self, batch: Any) -> Tensor:
+        """Label scores of a batch of user sets, shape (B, D) (the multilabel task); higher first."""
         raise NotImplementedError
 
     def loss(self, batch: Any) -> Tensor:
@@ -140,6 +175,10 @@ class Recommender(nn.Module):
         """Closed-form training on an :class:`~elliot_visual.data.interactions.Interactions`."""
         raise NotImplementedError
 
+    def between_epochs(self, data: Any, epoch: int) -> None:
+        """A non-gradient step after each epoch's gradient steps (before validation), run by the loop
+        under ``torch.no_grad()``; e.g. TVBPR re-segments its time epochs here. Default: nothing."""
+
     # --- derived ---------------------------------------------------------------------------
     @classmethod
     def is_gradient_model(cls) -> bool:
@@ -147,10 +186,17 @@ class Recommender(nn.Module):
         return cls.loss is not Recommender.loss
 
     @classmethod
-    def report_name(cls, params: HyperParams) -> str:
-        """Elliot's model name: ``<Family>_<short>=<value>_...`` (``.`` printed as ``$``)."""
+    def report_name(cls, params: HyperParams, loader: str | None = None) -> str:
+        """Elliot's model name: ``<Family>_<short>=<value>_...`` (``.`` printed as ``$``), ending in
+        ``load=<loader>`` for models that read a bound feature set, as Elliot's visual models do."""
         parts = [f"{short}={format_value(getattr(params, name))}" for name, short in params.short_names()]
+        if cls.loader_in_name:
+            parts.append(f"load={format_value(loader or DEFAULT_LOADER)}")
         return "_".join([cls.family, *parts]) if parts else cls.family
+
+    @classmethod
+    def serves(cls, task: str) -> bool:
+        return task in cls.tasks
 
     @property
     def device(self) -> torch.device:
@@ -170,8 +216,13 @@ def register_model(name: str) -> Callable[[M], M]:
             raise TypeError(f"model {name} must subclass Recommender")
         if not (isinstance(cls.Params, type) and issubclass(cls.Params, HyperParams)):
             raise TypeError(f"model {name} must declare Params as a HyperParams subclass")
-        if cls.score is Recommender.score:
-            raise TypeError(f"model {name} must implement score(users)")
+        if not cls.tasks:
+            raise TypeError(f"model {name} must declare the tasks it serves")
+        ranks = any(task != "multilabel" for task in cls.tasks)
+        if ranks and cls.score is Recommender.score:
+            raise TypeError(f"model {name} serves {', '.join(cls.tasks)} and must implement score(users)")
+        if "multilabel" in cls.tasks and cls.predict is Recommender.predict:
+            raise TypeError(f"model {name} serves multilabel and must implement predict(batch)")
         has_loss = cls.loss is not Recommender.loss
         has_fit = cls.fit is not Recommender.fit
         if has_loss == has_fit:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from elliot_visual.data.samplers import Triples
-from elliot_visual.models.base import Recommender, TrainParams, hp, register_model
+from elliot_visual.models.base import Recommender, PairwiseParams, hp, register_model
 
 
 @register_model("BPRMF")
@@ -19,7 +19,7 @@ class BPRMF(Recommender):
     l_w/2 (|p_u|^2 + |q_i|^2 + |q_j|^2) + l_b/2 (b_i^2 + b_j^2).
     """
 
-    class Params(TrainParams):
+    class Params(PairwiseParams):
         factors: int = hp(10, "factors", ge=1)
         lr: float = hp(0.001, "lr", gt=0)
         l_w: float = hp(0.1, "l_w", ge=0)

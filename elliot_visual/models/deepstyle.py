@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from elliot_visual.data.samplers import Triples
-from elliot_visual.models.base import Recommender, TrainParams, hp, register_model
+from elliot_visual.models.base import PairwiseParams, Recommender, hp, register_model
 from elliot_visual.models.pairwise import Real, WeightsCache, bpr_loss, glorot, item_blocks, l2
 
 
@@ -32,14 +32,14 @@ class DeepStyle(Recommender):
           lr: 0.0005
     """
 
-    class Params(TrainParams):
+    class Params(PairwiseParams):
         batch_eval: int = hp(512, "be", ge=1)
         factors: int = hp(100, "factors", ge=1)
         lr: Real = hp(0.0005, "lr", gt=0)
         l_w: Real = hp(0.000025, "l_w", ge=0)
-        loader: str = hp("VisualAttributes", "load")
 
     needs = ("visual_features",)
+    loader_in_name = True
     optional_needs = ("item_categories",)
     sampler = "bpr"
 

@@ -8,7 +8,7 @@ from pydantic import field_validator
 from torch import Tensor, nn
 
 from elliot_visual.data.samplers import Triples
-from elliot_visual.models.base import IntTuple, Recommender, TrainParams, hp, register_model
+from elliot_visual.models.base import IntTuple, PairwiseParams, Recommender, hp, register_model
 from elliot_visual.models.pairwise import Real, SeededDropout, WeightsCache, bpr_loss, glorot, l2
 
 
@@ -40,13 +40,12 @@ class DVBPR(Recommender):
           lr: 0.0001
     """
 
-    class Params(TrainParams):
+    class Params(PairwiseParams):
         batch_eval: int = hp(512, "be", ge=1)
         factors: int = hp(100, "factors", ge=1)
         lr: Real = hp(0.0001, "lr", gt=0)
         lambda_1: Real = hp(0.0001, "lambda_1", ge=0)
         lambda_2: Real = hp(1.0, "lambda_2", ge=0)
-        loader: str = hp("VisualAttributes", "load")
         fc_units: int = hp(4096, in_name=False, ge=1)
         conv_channels: IntTuple = hp((64, 256), in_name=False)
         dropout: Real = hp(0.5, in_name=False, ge=0, lt=1)
@@ -59,6 +58,7 @@ class DVBPR(Recommender):
             return value
 
     needs = ("images",)
+    loader_in_name = True
     sampler = "bpr"
 
     def __init__(self, params: Params, n_users: int, n_items: int,

@@ -9,7 +9,7 @@ from pydantic import model_validator
 from torch import Tensor, nn
 
 from elliot_visual.data.samplers import Triples
-from elliot_visual.models.base import Recommender, TrainParams, hp, register_model
+from elliot_visual.models.base import PairwiseParams, Recommender, hp, register_model
 from elliot_visual.models.pairwise import Real, WeightsCache, bpr_loss, glorot, item_blocks, l2
 
 
@@ -39,7 +39,7 @@ class VBPR(Recommender):
           lr: 0.001
     """
 
-    class Params(TrainParams):
+    class Params(PairwiseParams):
         batch_eval: int = hp(512, "be", ge=1)
         factors: int = hp(100, "factors", ge=1)
         factors_d: int = hp(20, "factors_d", ge=1)
@@ -47,7 +47,6 @@ class VBPR(Recommender):
         l_w: Real = hp(0.000025, "l_w", ge=0)
         l_b: Real = hp(0, "l_b", ge=0)
         l_e: Real | None = hp(None, "l_e", ge=0, description="None means the value of l_w")
-        loader: str = hp("VisualAttributes", "load")
 
         @model_validator(mode="before")
         @classmethod
@@ -57,6 +56,7 @@ class VBPR(Recommender):
             return values
 
     needs = ("visual_features",)
+    loader_in_name = True
     sampler = "bpr"
 
     def __init__(self, params: Params, n_users: int, n_items: int,

@@ -34,9 +34,9 @@ class VisRank(Recommender):
 
     class Params(HyperParams):
         aggregation: Literal["max", "mean"] = hp("max", "agg")
-        loader: str = hp("VisualAttributes", "load")
 
     needs = ("visual_features", "train_positives")
+    loader_in_name = True
 
     def __init__(self, params: Params, n_users: int, n_items: int,
                  features: Mapping[str, Tensor] | None = None) -> None:

@@ -9,7 +9,7 @@ from pydantic import model_validator
 from torch import Tensor, nn
 
 from elliot_visual.data.samplers import Triples
-from elliot_visual.models.base import IntTuple, Recommender, TrainParams, hp, register_model
+from elliot_visual.models.base import IntTuple, PairwiseParams, Recommender, hp, register_model
 from elliot_visual.models.pairwise import Real, SeededDropout, bpr_loss, glorot, glorot_, item_blocks, l2
 
 # Upper bound on (users x items x input width) elements built at once when scoring.
@@ -52,7 +52,7 @@ class VNPR(Recommender):
           dropout: 0.4
     """
 
-    class Params(TrainParams):
+    class Params(PairwiseParams):
         ALIASES: ClassVar[tuple[str, ...]] = ("prob_keep_dropout",)
 
         batch_eval: int = hp(512, "be", ge=1)
@@ -62,7 +62,6 @@ class VNPR(Recommender):
         mf_factors: int = hp(10, "mffactors", ge=1)
         mlp_hidden_size: IntTuple = hp((32, 1), "mlpunits")
         dropout: Real = hp(0.2, "drop", ge=0, lt=1)
-        loader: str = hp("VisualAttributes", "load")
         towers: Literal[1, 2] = hp(2, "towers", in_name=False, description="2: Elliot's towers; 1: shared")
 
         @model_validator(mode="before")
@@ -83,6 +82,7 @@ class VNPR(Recommender):
             return values
 
     needs = ("visual_pca_features",)
+    loader_in_name = True
     sampler = "bpr"
 
     def __init__(self, params: Params, n_users: int, n_items: int,
@@ -102,8 +102,8 @@ class VNPR(Recommender):
         self._dropout = SeededDropout(params.seed)
 
     @classmethod
-    def report_name(cls, params: "VNPR.Params") -> str:
-        name = super().report_name(params)
+    def report_name(cls, params: "VNPR.Params", loader: str | None = None) -> str:
+        name = super().report_name(params, loader)
         return name + "_towers=1" if params.towers == 1 else name
 
     def _second(self) -> tuple[nn.ModuleList, nn.Parameter]:

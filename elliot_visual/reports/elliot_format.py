@@ -81,9 +81,11 @@ def significance_table(rows: Iterable[tuple[str, str, str, float]]) -> str:
 
 
 def write_performance(paths: ResultPaths, cutoff: int, threshold: float | int, stamp: str,
-                      rows: Sequence[ResultRow], family: str | None = None, triplets: bool = False) -> list[Path]:
-    """Write one cutoff's performance table (and its triplets twin when asked)."""
-    prefix = f"rec_{family}_" if family else "rec_"
+                      rows: Sequence[ResultRow], family: str | None = None, triplets: bool = False,
+                      table: str = "rec") -> list[Path]:
+    """Write one cutoff's performance table (and its triplets twin when asked); ``table`` is the
+    task's report family (``rec`` for the ranking tasks, as Elliot names it)."""
+    prefix = f"{table}_{family}_" if family else f"{table}_"
     name = f"{prefix}cutoff_{cutoff}_relthreshold_{format_threshold(threshold)}_{stamp}.tsv"
     written = [write_text(paths.performance / name, performance_table(rows))]
     if triplets:
@@ -141,28 +143,33 @@ def write_reports(exp: "Experiment", outcomes: "Sequence[ModelOutcome]",
     stamp = stamp or timestamp_suffix()
     threshold = exp.evaluation.relevance_threshold
     written: list[Path] = []
+    tables = list(dict.fromkeys(o.table for o in outcomes)) or ["rec"]  # each task's rows go to its own table
     for cutoff in exp.evaluation.cutoffs:
-        rows = [ResultRow(o.best.name, o.best.test.values[cutoff]) for o in outcomes]
-        written += write_performance(paths, cutoff, threshold, stamp, rows,
-                                     triplets=exp.print_results_as_triplets)
-        trial_rows: dict[str, list[ResultRow]] = {}  # one file per family: a loader list gives several outcomes
-        for outcome in outcomes:
-            if outcome.spec.is_tuned:
-                trial_rows.setdefault(outcome.family, []).extend(
-                    ResultRow(t.name, t.test.values[cutoff]) for t in outcome.trials)
-        for family, family_rows in trial_rows.items():
-            written += write_performance(paths, cutoff, threshold, stamp, family_rows,
-                                         family=family, triplets=exp.print_results_as_triplets)
-        summary = [SummaryRow(o.family, str(getattr(o.best.params, "loader", "-")), o.best.test.values[cutoff])
-                   for o in outcomes]
-        written += write_summary(paths, cutoff, threshold, stamp, summary, list(rows[0].values) if rows else [])
+        rows: list[ResultRow] = []
+        for table in tables:
+            rows = [ResultRow(o.best.name, o.best.test.values[cutoff]) for o in outcomes if o.table == table]
+            written += write_performance(paths, cutoff, threshold, stamp, rows,
+                                         triplets=exp.print_results_as_triplets, table=table)
+            trial_rows: dict[str, list[ResultRow]] = {}  # one file per family: a loader list gives several outcomes
+            for outcome in outcomes:
+                if outcome.spec.is_tuned and outcome.table == table:
+                    trial_rows.setdefault(outcome.family, []).extend(
+                        ResultRow(t.name, t.test.values[cutoff]) for t in outcome.trials)
+            for family, family_rows in trial_rows.items():
+                written += write_performance(paths, cutoff, threshold, stamp, family_rows, family=family,
+                                             triplets=exp.print_results_as_triplets, table=table)
+        ranked = [o for o in outcomes if o.table == "rec"]
+        summary = [SummaryRow(o.family, o.loader or "-", o.best.test.values[cutoff]) for o in ranked]
+        columns = list(ranked[0].best.test.values[cutoff]) if ranked else []
+        written += write_summary(paths, cutoff, threshold, stamp, summary, columns) if ranked else []
         for test, per_cutoff in significance.items():
             if cutoff in per_cutoff:
                 written.append(write_significance(paths, test, cutoff, threshold, stamp, per_cutoff[cutoff]))
     first_metric = exp.evaluation.simple_metrics[0] if exp.evaluation.simple_metrics else ""
     entries = [{"meta": o.spec.meta.model_dump(exclude_none=True),
                 "recommender": o.best.name,
-                "configuration": {**o.best.params.model_dump(mode="json"), "name": o.best.name,
+                "configuration": {**o.best.params.model_dump(mode="json"),
+                                  **({"loader": o.loader} if o.loader is not None else {}), "name": o.best.name,
                                   **({"best_iteration": o.best.best_iteration}
                                      if o.best.best_iteration is not None else {})}}
                for o in outcomes]
@@ -171,12 +178,14 @@ def write_reports(exp: "Experiment", outcomes: "Sequence[ModelOutcome]",
         if outcome.spec.meta.save_recs:
             for trial in outcome.trials:
                 recs = trial.recommendations
+                if recs is None:  # a task that ranks no item (multilabel) has no lists
+                    continue
                 written.append(write_recommendations(paths, trial.name, recs.user_ids, recs.item_ids,
                                                      recs.scores))
     if profiles:
         from elliot_visual.reports.figures import write_profile_figures
 
-        backbones = [getattr(o.best.params, "loader", None) for o in outcomes]
+        backbones = [o.loader for o in outcomes]
         columns = len(set(backbones)) if all(backbones) and len(set(backbones)) > 1 else None
         written += write_profile_figures(profiles, paths.figures, columns=columns)
     return written

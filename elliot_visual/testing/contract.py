@@ -4,12 +4,17 @@
 generated features for every kind the model reads:
 
 * ``score_shape``: ``score(users)`` is (len(users), n_items), floating, never NaN (cold items too);
+  for a multilabel model ``predict`` of the users' sets is (len(users), D);
 * ``deterministic_under_seed``: two models built and trained with the same seed score identically;
 * ``finite_loss``: a gradient model's loss on one batch is a finite scalar with finite gradients;
 * ``state_dict_round_trip``: a freshly built (untrained) model loading a trained model's saved
   ``state_dict`` gives identical scores, so saved weights restore a run exactly;
 * ``user_order``: scoring a shuffled subset of users gives the rows of scoring everyone (batched
-  scoring never mixes users).
+  scoring never mixes users);
+* ``padding_invariance``: a multilabel model's output for a set does not change when the batch is
+  padded wider (padding is masked out).
+
+Temporal models (``uses_time``) are scored at a fixed time inside the training span.
 
 In pytest, parametrise over the registry (see ``tests/models/test_contract.py``)::
 
@@ -29,6 +34,7 @@ import torch
 from torch import Tensor
 
 from elliot_visual.data.interactions import Interactions
+from elliot_visual.data.samplers import UserSets, user_sets
 from elliot_visual.features.store import train_positives
 from elliot_visual.models.base import Recommender, build_model
 from elliot_visual.training.loop import TrainingConfig, build_sampler, train
@@ -39,7 +45,7 @@ SMALL_PARAMS: dict[str, Any] = {
     "mlp_hidden_size": (4, 1), "layers_component": (4, 1), "layers_item": (4, 1), "fc_units": 8,
     "conv_channels": (4, 8), "lr": 0.01,
 }
-FEATURE_DIM, PCA_DIM, REGIONS, CHANNELS, IMAGE_SIZE, N_CATEGORIES = 6, 3, 4, 5, 24, 3
+FEATURE_DIM, PCA_DIM, REGIONS, CHANNELS, IMAGE_SIZE, N_CATEGORIES, N_LABELS = 6, 3, 4, 5, 24, 3, 4
 
 
 def tiny_interactions(seed: int = 0) -> Interactions:
@@ -48,10 +54,11 @@ def tiny_interactions(seed: int = 0) -> Interactions:
     train_rows, test_rows = [], []
     for user in range(12):
         items = rng.choice(12, size=int(rng.integers(3, 6)), replace=False)
-        train_rows += [(f"u{user}", f"i{item}", 1.0) for item in items[:-1]]
-        test_rows.append((f"u{user}", f"i{items[-1]}", 1.0))
-        test_rows.append((f"u{user}", f"i{12 + user % 3}", 1.0))
-    columns = ["user", "item", "rating"]
+        train_rows += [(f"u{user}", f"i{item}", 1.0, 1_600_000_000 + 86_400 * (user + r))
+                       for r, item in enumerate(items[:-1])]
+        test_rows.append((f"u{user}", f"i{items[-1]}", 1.0, 1_700_000_000))
+        test_rows.append((f"u{user}", f"i{12 + user % 3}", 1.0, 1_700_000_000))
+    columns = ["user", "item", "rating", "timestamp"]
     return Interactions.from_frames("tiny", pd.DataFrame(train_rows, columns=columns),
                                     pd.DataFrame(test_rows, columns=columns), extra_items=["i12", "i13", "i14"])
 
@@ -67,6 +74,8 @@ def tiny_features(kinds: tuple[str, ...], data: Interactions, seed: int = 0) -> 
             np.abs(rng.normal(size=(n, REGIONS, CHANNELS))).astype(np.float32)),
         "images": lambda: torch.from_numpy(rng.integers(0, 256, size=(n, 3, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)),
         "item_categories": lambda: torch.from_numpy(rng.integers(0, N_CATEGORIES, size=n).astype(np.int64)),
+        "item_labels": lambda: torch.from_numpy(np.maximum(rng.random((n, N_LABELS)) < 0.3,
+                                                           np.eye(N_LABELS)[np.arange(n) % N_LABELS]).astype(np.float32)),
         "train_positives": lambda: train_positives(data),
     }
     unknown = [k for k in kinds if k not in make]
@@ -78,7 +87,8 @@ def tiny_features(kinds: tuple[str, ...], data: Interactions, seed: int = 0) -> 
 class RecommenderContract:
     """The checks of the module docstring for one model class (``params`` override the small defaults)."""
 
-    CHECKS = ("score_shape", "deterministic_under_seed", "finite_loss", "state_dict_round_trip", "user_order")
+    CHECKS = ("score_shape", "deterministic_under_seed", "finite_loss", "state_dict_round_trip", "user_order",
+              "padding_invariance")
 
     def __init__(self, model_cls: type[Recommender], params: Mapping[str, Any] | None = None,
                  data: Interactions | None = None, features: Mapping[str, Tensor] | None = None) -> None:
@@ -94,29 +104,56 @@ class RecommenderContract:
     def build(self) -> Recommender:
         return build_model(self.model_cls, self.params, self.data.n_users, self.data.n_items, self.features)
 
+    @property
+    def multilabel(self) -> bool:
+        return "multilabel" in self.model_cls.tasks
+
     def trained(self) -> Recommender:
         """A model built and trained (or fitted) on the tiny data, on the CPU."""
         model = self.build()
-        train(model, self.data, TrainingConfig(progress=False))
+        train(model, self.data, TrainingConfig(progress=False), features=self.features)
         return model
 
+    def sets(self, users: Tensor, pad_to: int = 0) -> UserSets:
+        """The users' train item sets as one batch (padded to at least ``pad_to`` columns)."""
+        batch = user_sets(self.data.train_binary, users.numpy(), self.features["item_labels"].numpy(), 10 ** 6,
+                          np.random.default_rng(0))
+        extra = max(0, pad_to - batch.items.shape[1])
+        if extra:
+            batch = UserSets(batch.users, torch.nn.functional.pad(batch.items, (0, extra)),
+                             torch.nn.functional.pad(batch.mask, (0, extra)), batch.targets)
+        return batch
+
     def scores(self, model: Recommender, users: Tensor | None = None) -> Tensor:
+        """The model's outputs for ``users``: ``score`` rows, ``predict`` of their sets (multilabel),
+        at a time inside the training span for temporal models."""
         users = torch.arange(self.data.n_users) if users is None else users
         model.eval()
         with torch.no_grad():
+            if self.multilabel:
+                return model.predict(self.sets(users)).detach().float()
+            if self.model_cls.uses_time:
+                at = torch.full((len(users),), float(np.median(self.data.train_timestamps.data)), dtype=torch.float64)
+                return model.score(users, at=at).detach().float()
             return model.score(users).detach().float()
 
     def applies(self, check: str) -> bool:
-        """Whether ``check`` concerns this model (``finite_loss`` only gradient models)."""
-        return check != "finite_loss" or self.model_cls.is_gradient_model()
+        """Whether ``check`` concerns this model (``finite_loss`` only gradient models,
+        ``padding_invariance`` only multilabel ones)."""
+        if check == "finite_loss":
+            return self.model_cls.is_gradient_model()
+        if check == "padding_invariance":
+            return self.multilabel
+        return True
 
     # --- the checks --------------------------------------------------------------------------
     def check_score_shape(self) -> None:
         model = self.trained()
         users = torch.tensor([3, 0, 7])
-        scores = model.score(users)
-        assert tuple(scores.shape) == (3, self.data.n_items), \
-            f"{self.model_cls.__name__}.score returned {tuple(scores.shape)}, expected (3, {self.data.n_items})"
+        scores = self.scores(model, users)
+        width = self.features["item_labels"].shape[1] if self.multilabel else self.data.n_items
+        assert tuple(scores.shape) == (3, width), \
+            f"{self.model_cls.__name__} returned {tuple(scores.shape)}, expected (3, {width})"
         assert scores.is_floating_point(), "scores must be floating point"
         assert not torch.isnan(scores).any(), "scores contain NaN (cold items are the last three columns)"
 
@@ -126,7 +163,7 @@ class RecommenderContract:
 
     def check_finite_loss(self) -> None:
         model = self.build()
-        batch = next(iter(build_sampler(model, self.data).epoch()))
+        batch = next(iter(build_sampler(model, self.data, self.features).epoch()))
         loss = model.loss(batch)
         assert loss.dim() == 0, f"loss must be a scalar, got shape {tuple(loss.shape)}"
         assert torch.isfinite(loss), f"loss is {loss.item()}"
@@ -151,6 +188,16 @@ class RecommenderContract:
         subset = torch.tensor([9, 2, 11, 5, 0])
         assert torch.allclose(self.scores(model, subset), everyone[subset], rtol=1e-5, atol=1e-6), \
             f"{self.model_cls.__name__}: scoring a subset of users differs from scoring everyone"
+
+    def check_padding_invariance(self) -> None:
+        model = self.trained()
+        model.eval()
+        users = torch.tensor([1, 4, 6])
+        with torch.no_grad():
+            plain = model.predict(self.sets(users)).float()
+            padded = model.predict(self.sets(users, pad_to=self.sets(users).items.shape[1] + 5)).float()
+        assert torch.allclose(plain, padded, rtol=1e-5, atol=1e-6), \
+            f"{self.model_cls.__name__}: padding a set changes its output (is the padding masked?)"
 
     def run(self, check: str) -> None:
         """Run one check by name (one of :attr:`CHECKS`)."""

@@ -118,17 +118,23 @@ def _optimizer(model: Recommender) -> torch.optim.Optimizer:
     return model.configure_optimizer()
 
 
-def build_sampler(model: Recommender, data: Interactions) -> Any:
-    """The registered sampler the model asks for, over the train matrix, seeded by the model's seed."""
+def build_sampler(model: Recommender, data: Interactions, features: Mapping[str, torch.Tensor] | None = None) -> Any:
+    """The registered sampler the model asks for, built from ``data``, seeded by the model's seed,
+    with the sampler options its ``Params`` declare (``negatives``, ``negatives_from``, ...)."""
+    sampler_cls = SAMPLERS.get(model.sampler)
     params = model.params
-    options = model.sampler_options() if hasattr(model, "sampler_options") else {}
-    return SAMPLERS.get(model.sampler)(data.train, int(getattr(params, "batch_size", -1)),
-                                       seed=int(getattr(params, "seed", 42)), **options)
+    return sampler_cls(data, int(getattr(params, "batch_size", -1)), seed=int(getattr(params, "seed", 42)),
+                       options=sampler_cls.Options.pick(params), features=features or {})
 
 
 def train(model: Recommender, data: Interactions, config: TrainingConfig,
-          validate: Callable[[Recommender], float | Mapping[str, float]] | None = None) -> TrainingResult:
+          validate: Callable[[Recommender], float | Mapping[str, float]] | None = None,
+          features: Mapping[str, torch.Tensor] | None = None) -> TrainingResult:
     """Train ``model`` on ``data.train``; validate every ``validation_rate`` epochs; keep the best.
+
+    ``features`` are the model's feature tensors, for samplers whose batches need them (the user-set
+    sampler's label targets). After each epoch's gradient steps the model's ``between_epochs``
+    hook runs (a non-gradient step such as TVBPR's re-segmentation), then validation.
 
     ``validate`` returns the selection value, or a mapping holding it under ``config.selection``
     and the early-stopping monitor under its own name (``nDCG@10``) when that differs.
@@ -152,7 +158,7 @@ def train(model: Recommender, data: Interactions, config: TrainingConfig,
     if epochs < config.validation_rate:
         raise ValueError(f"{model.family}: epochs ({epochs}) < validation_rate ({config.validation_rate}), "
                          "so the model would never be validated")
-    sampler = build_sampler(model, data)
+    sampler = build_sampler(model, data, features)
     optimizer = _optimizer(model)
     start_epoch, best_state = 1, None
     state = _load_checkpoint(config) if config.restore else None
@@ -186,6 +192,8 @@ def train(model: Recommender, data: Interactions, config: TrainingConfig,
             loss.backward()
             optimizer.step()
             total += float(loss.detach())
+        with torch.no_grad():
+            model.between_epochs(data, epoch)
         record = EpochRecord(epoch, total)
         result.history.append(record)
         bar.set_postfix(loss=f"{total:.4f}")

@@ -6,25 +6,29 @@ the lowest loss wins (first on ties); across test folds the fold whose best tria
 loss is reported. Test results are computed only for the weights of the best validation event, so
 the test set never influences a choice. Without a validation split, Elliot validates on test; so
 does this (and says so in the log).
+
+What "the validation metric" means, how a model is evaluated and which report table its rows go
+to belong to the entry's task (:mod:`elliot_visual.evaluation.tasks`): this module asks the task
+and never special-cases a model.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from elliot_visual.config.schema import Experiment, ModelSpec
+from elliot_visual.config.schema import Evaluation, ModelSpec, split_metric_at
 from elliot_visual.config.search_space import parse_dimension
 from elliot_visual.data.interactions import Interactions
-from elliot_visual.evaluation.evaluator import (EvaluationResult, build_metrics, evaluate, evaluate_lists,
-                                                parse_validation_metric)
+from elliot_visual.evaluation.evaluator import EvaluationResult, build_metrics, evaluate_lists
 from elliot_visual.evaluation.metrics.base import Metric
 from elliot_visual.evaluation.metrics.visdiv import evaluation_features
-from elliot_visual.models.base import HyperParams, Recommender, build_model
+from elliot_visual.evaluation.tasks import Selection, Task, TaskSettings, build_task, default_task
+from elliot_visual.models.base import DEFAULT_LOADER, HyperParams, Recommender, build_model
 from elliot_visual.registry import MODELS
 from elliot_visual.storage import ResultPaths, safe_file_name
 from elliot_visual.training.loop import TrainingConfig, TrainingResult, resolve_device, train
@@ -32,9 +36,30 @@ from elliot_visual.tuning.search import best_trial, search
 
 log = logging.getLogger(__name__)
 
-FeatureProvider = Callable[[type[Recommender], HyperParams, Interactions], dict[str, torch.Tensor]]
-"""``(model class, params, split) -> tensors``; a provider with a ``store(split)`` method (the runner's
-:class:`~elliot_visual.features.store.SplitFeatures`) also serves metrics that read item features."""
+FeatureProvider = Callable[[type[Recommender], str, Interactions], dict[str, torch.Tensor]]
+"""``(model class, bound feature set, split) -> tensors``; a provider with a ``store(split)`` method
+(the runner's :class:`~elliot_visual.features.store.SplitFeatures`) also serves metrics that read
+item features."""
+
+
+@dataclass(frozen=True)
+class TuningSettings:
+    """The config sections the tuner reads (not the whole experiment): ``evaluation``, the list
+    length ``top_k``, Elliot's ``gpu`` key and the experiment's ``random_seed`` (search seeds)."""
+
+    evaluation: Evaluation
+    top_k: int
+    gpu: int = -1
+    random_seed: int = 42
+
+
+@dataclass(frozen=True)
+class PublicLists:
+    """The test-time top-k lists in public ids: (n,) users, (n, K) items (None = padding), (n, K) scores."""
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    scores: np.ndarray
 
 
 @dataclass
@@ -51,51 +76,42 @@ class TrialOutcome:
     recommendations: PublicLists | None = None
 
 
-@dataclass(frozen=True)
-class PublicLists:
-    """The test-time top-k lists in public ids: (n,) users, (n, K) items (None = padding), (n, K) scores."""
-
-    user_ids: np.ndarray
-    item_ids: np.ndarray
-    scores: np.ndarray
-
-
 @dataclass
 class ModelOutcome:
-    """A ``models:`` entry: every trial, and the one selected on validation."""
+    """A ``models:`` entry: every trial, the one selected on validation, and how it was selected."""
 
     spec: ModelSpec
     trials: list[TrialOutcome]
     best: TrialOutcome
-    validation_metric: str
-    validation_cutoff: int
+    selection: Selection
+    task: str = "ranking"
+    table: str = "rec"
+    loader: str | None = None  # the feature set bound in the entry, for models that read one
 
     @property
     def family(self) -> str:
         return self.best.name.split("_")[0]
+
+    @property
+    def validation_metric(self) -> str:
+        return self.selection.metric
+
+    @property
+    def validation_cutoff(self) -> int:
+        return self.selection.cutoff
 
 
 COMPARISON_AXES = ("loader",)
 
 
 def comparison_variants(spec: ModelSpec) -> list[ModelSpec]:
-    """One entry per value of a comparison axis: a list under ``loader`` means *compare* the
-    feature sources (one report row per backbone), not *tune* over them."""
-    variants = [spec]
-    for axis in COMPARISON_AXES:
-        if axis not in spec.search:
-            continue
-        expanded = []
-        for variant in variants:
-            for value in variant.search[axis]:
-                search = {k: v for k, v in variant.search.items() if k != axis}
-                expanded.append(variant.model_copy(update={"params": {**variant.params, axis: value},
-                                                           "search": search}))
-        variants = expanded
-    return variants
+    """One entry per bound feature set: a list under ``loader`` means *compare* the feature sources
+    (one report row per backbone), not *tune* over them."""
+    loaders = spec.loader if isinstance(spec.loader, list) else [spec.loader]
+    return [spec.model_copy(update={"loader": loader}) for loader in loaders]
 
 
-def no_features(cls: type[Recommender], params: HyperParams, data: Interactions) -> dict[str, torch.Tensor]:
+def no_features(cls: type[Recommender], loader: str, data: Interactions) -> dict[str, torch.Tensor]:
     """The feature provider for experiments without side information."""
     if cls.needs:
         raise ValueError(f"model {cls.family} needs {', '.join(cls.needs)} but the config declares no "
@@ -103,62 +119,80 @@ def no_features(cls: type[Recommender], params: HyperParams, data: Interactions)
     return {}
 
 
-def tune_and_evaluate(spec: ModelSpec, folds: list[list[Interactions]], exp: Experiment,
+def entry_task(cls: type[Recommender], spec: ModelSpec, settings: TuningSettings, device: torch.device) -> Task:
+    """The task a model entry runs: ``meta.task``, or the default for the model and the config."""
+    name = spec.meta.task or default_task(cls.tasks, settings.evaluation)
+    if not cls.serves(name):
+        raise ValueError(f"models.{spec.key}.meta.task: {cls.family} does not serve the '{name}' task "
+                         f"(it serves {', '.join(cls.tasks)})")
+    return build_task(name, TaskSettings(settings.evaluation, settings.top_k, device))
+
+
+def tune_and_evaluate(spec: ModelSpec, folds: list[list[Interactions]], settings: TuningSettings,
                       features: FeatureProvider = no_features,
                       paths: ResultPaths | None = None) -> ModelOutcome:
     """Search ``spec``'s space on validation for each test fold and keep the best, as Elliot does."""
     cls = MODELS.get(spec.name)
-    metric, cutoff = parse_validation_metric(spec.meta.validation_metric, exp.evaluation)
-    device = resolve_device(exp.gpu)
+    device = resolve_device(settings.gpu)
+    task = entry_task(cls, spec, settings, device)
+    selection = task.selection(spec.meta.validation_metric)
+    loader = spec.loader or DEFAULT_LOADER
     per_fold: list[tuple[list[TrialOutcome], TrialOutcome]] = []
-    for test_fold, validation_folds in enumerate(folds):
+    for validation_folds in folds:
         if validation_folds[0].validation is None:
             log.warning("%s: no validation split; selecting on the test set as Elliot does", spec.key)
         trials: list[TrialOutcome] = []
 
         def objective(point: dict[str, Any]) -> float:
             params = cls.Params(**{**spec.params, **point})
-            outcome = _run_trial(cls, params, spec, validation_folds, exp, features, device,
-                                 metric, cutoff, paths)
+            outcome = _run_trial(cls, params, loader, spec, validation_folds, task, selection, features, device,
+                                 paths)
             trials.append(outcome)
             return outcome.loss
 
         dimensions = [parse_dimension(name, values) for name, values in spec.search.items()]
         if dimensions:
             found = search(dimensions, objective, spec.meta.hyper_opt_alg, spec.meta.hyper_max_evals,
-                           seed=exp.random_seed)
+                           seed=settings.random_seed)
             index = best_trial(found).index
         else:
             objective({})
             index = 0
-        trials[index] = chosen = with_feature_metrics(trials[index], validation_folds[-1], exp, features)
+        trials[index] = chosen = with_feature_metrics(trials[index], validation_folds[-1], settings.evaluation,
+                                                      features)
         per_fold.append((trials, chosen))
     trials, best = min(per_fold, key=lambda pair: pair[1].loss)
-    return ModelOutcome(spec, trials, best, metric, cutoff)
+    return ModelOutcome(spec, trials, best, selection, task=task.name, table=task.table,
+                        loader=loader if cls.loader_in_name else None)
 
 
-def _run_trial(cls: type[Recommender], params: HyperParams, spec: ModelSpec,
-               validation_folds: list[Interactions], exp: Experiment, features: FeatureProvider,
-               device: torch.device, metric: str, cutoff: int, paths: ResultPaths | None) -> TrialOutcome:
-    name = cls.report_name(params)
-    selection = f"{metric}@{cutoff}"
-    watched_at = [(metric, cutoff)]
+def watched_values(task: Task, selection: Selection, spec: ModelSpec) -> list[Selection]:
+    """The values a run observes at each validation event: the selection value, and the early-stopping
+    monitor when it is another metric (``loss`` is observed by the loop itself)."""
+    watched = [selection]
     stopping = spec.early_stopping
-    if stopping is not None and stopping.monitor not in ("loss", selection):
-        watched_at.append(parse_validation_metric(stopping.monitor, exp.evaluation))
-    watched = sorted({name for name, _ in watched_at})
+    if stopping is not None and stopping.monitor not in ("loss", selection.key):
+        name, k = split_metric_at(stopping.monitor, "early_stopping.monitor")
+        watched.append(task.selection(f"{name}@{k}" if k is not None else name))
+    return watched
+
+
+def _run_trial(cls: type[Recommender], params: HyperParams, loader: str, spec: ModelSpec,
+               validation_folds: list[Interactions], task: Task, selection: Selection,
+               features: FeatureProvider, device: torch.device, paths: ResultPaths | None) -> TrialOutcome:
+    name = cls.report_name(params, loader)
+    watched = watched_values(task, selection, spec)
     # Feature-reading metrics (VisDiv: t-SNE per user) select nothing and cost far more than the others,
     # so they are left out here and computed for the selected configuration only (with_feature_metrics).
-    plain_metrics = [m.name for m in build_metrics(exp.evaluation) if not m.needs_features]
+    plain_metrics = [m.name for m in build_metrics(task.evaluation, task.metric_names()) if not m.needs_features]
     losses, validations, trainings, tests = [], [], [], []
     for fold, data in enumerate(validation_folds):
-        model = build_model(cls, params, data.n_users, data.n_items, features(cls, params, data))
+        inputs = features(cls, loader, data)
+        model = build_model(cls, params, data.n_users, data.n_items, inputs)
         part = "validation" if data.validation is not None else "test"
 
-        def validate(m: Recommender, data: Interactions = data) -> dict[str, float]:
-            result = evaluate(m.score, data, part, exp.evaluation, exp.top_k, device, metrics=watched,
-                              cutoffs=sorted({k for _, k in watched_at}))
-            return {f"{name}@{k}": result.values[k][name] for name, k in watched_at}
+        def validate(m: Recommender, data: Interactions = data, inputs: Mapping = inputs) -> dict[str, float]:
+            return task.validate(m, data, watched, inputs=inputs)
 
         checkpoint = None
         if paths is not None and (spec.meta.save_weights or spec.meta.restore):
@@ -166,26 +200,27 @@ def _run_trial(cls: type[Recommender], params: HyperParams, spec: ModelSpec,
             checkpoint = paths.weights / safe_file_name(name + suffix)
         config = TrainingConfig(validation_rate=spec.meta.validation_rate, early_stopping=spec.early_stopping,
                                 device=device, checkpoint_dir=checkpoint, restore=spec.meta.restore,
-                                progress=True, description=name, selection=selection)
-        training = train(model, data, config, validate)
+                                progress=True, description=name, selection=selection.key)
+        training = train(model, data, config, validate, features=inputs)
         trainings.append(training)
         losses.append(-(training.best_value if training.best_value is not None else float("-inf")))
-        validations.append(evaluate(model.score, data, part, exp.evaluation, exp.top_k, device,
-                                    metrics=plain_metrics).values)
-        tests.append(evaluate(model.score, data, "test", exp.evaluation, exp.top_k, device, metrics=plain_metrics))
-        log.info("%s: best %s@%d = %.5f at epoch %s", name, metric, cutoff, -losses[-1], training.best_epoch)
+        validations.append(task.evaluate(model, data, part, metrics=plain_metrics, inputs=inputs).values)
+        tests.append(task.evaluate(model, data, "test", metrics=plain_metrics, inputs=inputs))
+        log.info("%s: best %s = %.5f at epoch %s", name, selection.key, -losses[-1], training.best_epoch)
     test = tests[-1]
     if len(tests) > 1:  # Elliot averages metrics over validation folds (np.average)
         test = EvaluationResult(values=_average([t.values for t in tests]), per_user=tests[-1].per_user,
                                 recommendations=tests[-1].recommendations)
-    user_ids, item_ids = tests[-1].recommendations.public_ids(validation_folds[-1])
-    lists = PublicLists(user_ids, item_ids, tests[-1].recommendations.scores)
+    lists = None
+    if tests[-1].recommendations is not None:
+        user_ids, item_ids = tests[-1].recommendations.public_ids(validation_folds[-1])
+        lists = PublicLists(user_ids, item_ids, tests[-1].recommendations.scores)
     return TrialOutcome(name=name, params=params, loss=float(np.mean(losses)),
                         best_iteration=trainings[-1].best_epoch, validation=_average(validations),
                         test=test, training=trainings, recommendations=lists)
 
 
-def with_feature_metrics(trial: TrialOutcome, data: Interactions, exp: Experiment,
+def with_feature_metrics(trial: TrialOutcome, data: Interactions, evaluation: Evaluation,
                          features: FeatureProvider) -> TrialOutcome:
     """``trial`` with the feature-reading metrics (VisDiv) added to its test values, computed on its
     saved test lists (those of ``data``, the last validation fold's split) without scoring again.
@@ -194,10 +229,10 @@ def with_feature_metrics(trial: TrialOutcome, data: Interactions, exp: Experimen
     Elliot's metrics, and a per-user t-SNE for each grid point would dominate a study's run time.
     The trial tables therefore leave VisDiv empty for configurations that were not selected.
     """
-    readers = [m for m in build_metrics(exp.evaluation) if m.needs_features]
-    if not readers:
+    readers = [m for m in build_metrics(evaluation) if m.needs_features]
+    if not readers or trial.test.recommendations is None:
         return trial
-    extra = evaluate_lists(trial.test.recommendations, data, "test", exp.evaluation, readers,
+    extra = evaluate_lists(trial.test.recommendations, data, "test", evaluation, readers,
                            features=metric_features(readers, features, data))
     values = {k: {**row, **extra.values.get(k, {})} for k, row in trial.test.values.items()}
     per_user = {k: {**trial.test.per_user.get(k, {}), **extra.per_user.get(k, {})}

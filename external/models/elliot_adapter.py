@@ -34,8 +34,8 @@ from elliot_visual.elliot_launcher import ElliotNotInstalledError
 from elliot_visual.features.loaders.elliot import VisualAttribute
 from elliot_visual.features.sources import FeatureSource
 from elliot_visual.features.store import FeatureStore
-from elliot_visual.models.base import Recommender, build_model, format_value
-from elliot_visual.registry import MODELS
+from elliot_visual.models.base import DEFAULT_LOADER, Recommender, build_model, format_value
+from elliot_visual.registry import MODELS, SAMPLERS
 from elliot_visual.storage import write_bytes
 from elliot_visual.training.loop import TrainingConfig, resolve_device, train
 
@@ -76,13 +76,19 @@ def params_list(model_cls: type[Recommender]) -> list[tuple[str, str, str, Any, 
     Values pass through unchanged when read (``Params`` validates them all together afterwards)
     and are printed as Elliot prints them (tuples as ``64-1``).
     """
-    rows = []
-    for name, info in model_cls.Params.model_fields.items():
-        if name in BASE_KEYS:
-            continue
+    fields = model_cls.Params.model_fields
+    sampler_options = set(SAMPLERS.get(model_cls.sampler).Options.model_fields)
+
+    def row(name: str) -> tuple[str, str, str, Any, Any, Any]:
+        info = fields[name]
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
         default = None if info.is_required() else info.default
-        rows.append((f"_{name}", name, extra.get("short") or name, default, None, format_value))
+        return (f"_{name}", name, extra.get("short") or name, default, None, format_value)
+
+    rows = [row(n) for n in fields if n not in BASE_KEYS and n not in sampler_options]
+    if model_cls.loader_in_name:  # Elliot passes the feature namespace as a model parameter
+        rows.append(("_loader", "loader", "load", DEFAULT_LOADER, None, format_value))
+    rows += [row(n) for n in fields if n not in BASE_KEYS and n in sampler_options]  # sampler options last
     return rows
 
 
@@ -133,14 +139,14 @@ def _sources_of(namespace: Any) -> dict[str, FeatureSource]:
     return VisualAttribute(options, entry="side_information (Elliot's VisualAttribute)").sources() if options else {}
 
 
-def features_from_elliot(data: Any, model_cls: type[Recommender], params: Any,
+def features_from_elliot(data: Any, model_cls: type[Recommender], loader: str | None,
                          interactions: Interactions) -> dict[str, torch.Tensor]:
     """The tensors ``model_cls`` needs, from every namespace of ``data.side_information``."""
     side = getattr(data, "side_information", None)
     namespaces = {name: _sources_of(ns) for name, ns in (vars(side).items() if side is not None else ())
                   if isinstance(ns, SimpleNamespace) or hasattr(ns, "__dict__")}
     namespaces = {name: sources for name, sources in namespaces.items() if sources}
-    return FeatureStore(namespaces, interactions).tensors_for(model_cls, params)
+    return FeatureStore(namespaces, interactions).tensors_for(model_cls, loader)
 
 
 class ElliotAdapter(RecMixin, BaseRecommenderModel):
@@ -158,7 +164,8 @@ class ElliotAdapter(RecMixin, BaseRecommenderModel):
         self._params_list = self.params_list()
         self.autoset_params()
         fields = self._model_cls.Params.model_fields
-        given = {key: getattr(self, attr) for attr, key, *_ in self._params_list if hasattr(params, key)}
+        given = {key: getattr(self, attr) for attr, key, *_ in self._params_list
+                 if hasattr(params, key) and key in fields}
         given.update({alias: getattr(params, alias) for alias in getattr(self._model_cls.Params, "ALIASES", ())
                       if hasattr(params, alias)})
         base = {"seed": self._seed, "epochs": self._epochs, "batch_size": self._batch_size}
@@ -170,14 +177,15 @@ class ElliotAdapter(RecMixin, BaseRecommenderModel):
         gpu = int(getattr(config, "gpu", -1))
         self._device = resolve_device(0 if gpu >= 0 else -1)  # Elliot exposes only the chosen GPU, as cuda:0
         self._interactions = interactions_from_elliot(data)
-        features = features_from_elliot(data, self._model_cls, self._hyper, self._interactions)
+        self._bound_loader = str(getattr(self, "_loader", DEFAULT_LOADER)) if self._model_cls.loader_in_name else None
+        features = features_from_elliot(data, self._model_cls, self._bound_loader, self._interactions)
         self._recommender = build_model(self._model_cls, self._hyper, data.num_users, data.num_items,
                                         features).to(self._device)
         self._model = TorchWeights(self._recommender)
 
     @property
     def name(self) -> str:
-        return REPORT_PREFIX + self._model_cls.report_name(self._hyper)
+        return REPORT_PREFIX + self._model_cls.report_name(self._hyper, self._bound_loader)
 
     def train(self) -> None:
         if getattr(self, "_restore", False):

@@ -7,7 +7,7 @@ import pytest
 
 from elliot_visual.config.schema import ComplexMetric, Evaluation
 from elliot_visual.data.interactions import Interactions
-from elliot_visual.evaluation.evaluator import build_metrics, evaluate, parse_validation_metric
+from elliot_visual.evaluation.evaluator import build_metrics, evaluate
 from elliot_visual.evaluation.metrics.base import Metric, MetricValue, RankingContext
 from elliot_visual.registry import METRICS
 
@@ -92,28 +92,6 @@ def test_unknown_or_misconfigured_metrics_fail_with_names():
         build_metrics(Evaluation(simple_metrics=["Recal"]))
     with pytest.raises(ValueError, match="alpha"):
         build_metrics(Evaluation(complex_metrics=[ComplexMetric(metric="nDCG", alpha=1)]))
-
-
-@pytest.mark.parametrize("text, expected", [
-    (None, ("Recall", 10)),              # first simple metric at the first cutoff
-    ("nDCG@50", ("nDCG", 50)),
-    ("ndcg@50", ("nDCG", 50)),          # case-insensitive, canonical spelling back
-    ("AUC", ("AUC", 10)),                # no @k: first cutoff
-])
-def test_validation_metric_follows_elliots_rules(text, expected):
-    evaluation = Evaluation(cutoffs=[10, 50], simple_metrics=["Recall", "nDCG", "AUC"])
-    assert parse_validation_metric(text, evaluation) == expected
-
-
-@pytest.mark.parametrize("text, message", [
-    ("HR@10", r"not in evaluation.simple_metrics \(Recall, nDCG\)"),
-    ("nDCG@20", r"cutoff 20 is not in evaluation.cutoffs \(10, 50\)"),
-    ("nDCG@ten", "must be an integer"),
-])
-def test_validation_metric_outside_the_configuration_is_an_error(text, message):
-    evaluation = Evaluation(cutoffs=[10, 50], simple_metrics=["Recall", "nDCG"])
-    with pytest.raises(ValueError, match=message):
-        parse_validation_metric(text, evaluation)
 
 
 def test_batch_size_does_not_change_results(tiny, tiny_scores):

@@ -141,7 +141,8 @@ def test_without_elliot_the_module_imports_and_exposes_every_model_contract() ->
         assert getattr(external, name).model_name == name
     rows = external.VBPR.params_list()
     assert rows[0][:4] == ("_batch_eval", "batch_eval", "be", 512)
-    assert [r[2] for r in rows] == ["be", "factors", "factors_d", "lr", "l_w", "l_b", "l_e", "load"]
+    assert [r[2] for r in rows] == ["be", "factors", "factors_d", "lr", "l_w", "l_b", "l_e", "load",
+                                    "negatives_from", "exclude_validation"]
     with pytest.raises(external.ElliotNotInstalledError, match="not on PyPI: clone https://github.com/sisinflab/elliot"):
         external.VBPR(None, SimpleNamespace(), _params())
 

@@ -86,22 +86,22 @@ def test_tensors_for_reads_the_models_needs_from_its_loader_namespace(data: Inte
         "VisualAttributes": {"visual_features": (ids, np.asarray(list(VECTORS.values()), np.float32)),
                              "visual_feat_map_features": (ids, maps)},
         "ItemCategories": {"item_categories": (ids, np.array([0, 1, 1, 2, 0]))}})
-    vbpr = store.tensors_for(VBPR, VBPR.Params())
+    vbpr = store.tensors_for(VBPR)
     assert set(vbpr) == {"visual_features"} and vbpr["visual_features"].shape == (3, 2)
-    acf = store.tensors_for(ACF, ACF.Params())
+    acf = store.tensors_for(ACF)
     assert torch.equal(acf["train_positives"], train_positives(data))
     assert torch.equal(acf["visual_feat_map_features"], torch.from_numpy(maps[[1, 0, 2]]))  # B, A, C
     # DeepStyle's optional categories come from the one namespace that has them.
-    assert store.tensors_for(DeepStyle, DeepStyle.Params())["item_categories"].tolist() == [1, 0, 1]
+    assert store.tensors_for(DeepStyle)["item_categories"].tolist() == [1, 0, 1]
 
 
 def test_an_unknown_loader_name_lists_the_declared_namespaces(data: Interactions) -> None:
     store = FeatureStore.from_arrays(data, {"VisualAttributes": {"visual_features": (
         np.array(["A", "B", "C"], dtype=object), np.zeros((3, 2), np.float32))}})
     with pytest.raises(FeatureError, match="Did you mean 'VisualAttributes'"):
-        store.tensors_for(VBPR, VBPR.Params(loader="VisualAttribute"))
+        store.tensors_for(VBPR, "VisualAttribute")
     with pytest.raises(FeatureError, match="no side-information entry provides visual_feat_map_features"):
-        store.tensors_for(ACF, ACF.Params())
+        store.tensors_for(ACF)
 
 
 def test_relative_paths_are_anchored_at_the_config_folder_with_the_dataset_name(
@@ -123,4 +123,4 @@ def test_the_runner_provider_aligns_every_fold_and_serves_each_its_own_store(
     folds, provider = side_information_provider(exp, [[data]])
     aligned = folds[0][0]
     assert list(aligned.item_ids) == ["B", "A", "C", "D"]
-    assert provider(VBPR, VBPR.Params(), aligned)["visual_features"].shape == (4, 2)
+    assert provider(VBPR, "VisualAttributes", aligned)["visual_features"].shape == (4, 2)

@@ -84,7 +84,7 @@ def make_planted(root: Path, seed: int = 0, **overrides: float) -> Planted:
 def fit(cls: type[Recommender], params: object, planted: Planted) -> Recommender:
     """Build ``cls`` with the features it needs and train (or fit) it on the planted train split."""
     model = build_model(cls, params, planted.data.n_users, planted.data.n_items,
-                        planted.store.tensors_for(cls, params))
+                        planted.store.tensors_for(cls))
     train(model, planted.data, TrainingConfig(progress=False))
     return model
 

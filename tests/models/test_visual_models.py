@@ -19,7 +19,8 @@ from elliot_visual.models.vnpr import VNPR
 from elliot_visual.models.vbpr import VBPR
 
 N_USERS, N_ITEMS = 3, 4
-BATCH = Triples(torch.tensor([0, 2, 1]), torch.tensor([1, 0, 3]), torch.tensor([2, 3, 0]))
+BATCH = Triples(torch.tensor([0, 2, 1]), torch.tensor([1, 0, 3]), torch.tensor([2, 3, 0]),
+                torch.full((3,), float("nan"), dtype=torch.float64))
 
 
 def _features(*shape: int, seed: int = 0) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Item categories (``item \\t category`` TSV) for DeepStyle's shared per-category embedding."""
+"""Item categories: one per item (``item \\t category`` TSV, DeepStyle's shared per-category
+embedding), or several (``item \\t label|label|...``, the multilabel task's targets)."""
 from __future__ import annotations
 
 import logging
@@ -50,3 +51,48 @@ class ItemCategories(FeatureLoader):
 
     def sources(self) -> dict[str, FeatureSource]:
         return {"item_categories": read_categories(self.options.path, self.options.header)}
+
+
+def read_labels(path: Path, header: bool = False, separator: str = "|") -> ArraySource:
+    """``item \\t label<sep>label...`` rows -> an ``item_labels`` source: (n, D) float32 multi-hot
+    over the D distinct labels in sorted order (their names travel with the source).
+
+    An item listed twice keeps the union of its labels; an item with an empty field has none.
+    """
+    if not Path(path).is_file():
+        raise FeatureError(f"item label file {path} does not exist")
+    frame = pd.read_csv(path, sep="\t", header=0 if header else None, dtype=str, keep_default_na=False,
+                        usecols=[0, 1])
+    frame.columns = ["item", "labels"]
+    frame["item"] = frame["item"].str.strip()
+    per_item: dict[str, set[str]] = {}
+    for item, field in zip(frame["item"], frame["labels"]):
+        per_item.setdefault(item, set()).update(label.strip() for label in field.split(separator) if label.strip())
+    names = tuple(sorted(set().union(*per_item.values()))) if per_item else ()
+    if not names:
+        raise FeatureError(f"{path}: no labels found; write one line per item: item<TAB>label{separator}label")
+    column = {name: j for j, name in enumerate(names)}
+    values = np.zeros((len(per_item), len(names)), dtype=np.float32)
+    for row, labels in enumerate(per_item.values()):
+        values[row, [column[label] for label in labels]] = 1.0
+    return ArraySource("item_labels", np.asarray(list(per_item), dtype=object), values, str(path), names=names)
+
+
+@FEATURE_LOADERS.register("ItemLabels")
+class ItemLabels(FeatureLoader):
+    """Several labels (e.g. product categories) per item from a TSV file. YAML::
+
+        - dataloader: ItemLabels
+          path: ../data/{0}/item_labels.tsv     # item<TAB>Kitchen|Cookware
+          separator: "|"
+    """
+
+    namespace = "ItemLabels"
+
+    class Options(LoaderOptions):
+        path: Path
+        header: bool = False
+        separator: str = "|"
+
+    def sources(self) -> dict[str, FeatureSource]:
+        return {"item_labels": read_labels(self.options.path, self.options.header, self.options.separator)}
