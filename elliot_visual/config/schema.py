@@ -125,6 +125,18 @@ class NegativeSampling(Strict):
     files: list[Path] = Field(default_factory=list)
 
 
+class ExactAUC(Strict):
+    """``evaluation.exact_auc`` (not an Elliot key): He & McAuley's AUC protocol (the ``auc`` task).
+
+    Each test item against every item outside the user's train, validation and test items; ``ties``
+    ``strict`` counts only x_ui > x_uj (the papers), ``half`` counts a tie as 1/2. ``AUC_cold`` is the
+    same over test items with at most ``cold_max_feedback`` train interactions (default 4: the
+    paper's "fewer than 5"; the authors' C++ code uses 5)."""
+
+    ties: Literal["strict", "half"] = "strict"
+    cold_max_feedback: int = Field(4, ge=0)
+
+
 class Evaluation(Strict):
     cutoffs: list[int] = Field(default_factory=list)
     simple_metrics: list[str] = Field(default_factory=lambda: ["nDCG"])
@@ -133,6 +145,7 @@ class Evaluation(Strict):
     paired_ttest: bool = False
     wilcoxon_test: bool = False
     negative_sampling: NegativeSampling | None = None
+    exact_auc: ExactAUC = Field(default_factory=ExactAUC)
 
     @field_validator("cutoffs", mode="before")
     @classmethod
@@ -166,6 +179,8 @@ class Meta(Strict):
     # Not an Elliot key: the task this entry is evaluated and selected on (ranking | sampled | multilabel);
     # default: sampled when evaluation.negative_sampling is set and the model serves it, else its first task.
     task: str | None = None
+    # Not an Elliot key: the named features a temporal model's trend figure draws (default: largest movers).
+    trend_features: list[str] | None = None
 
 
 class ModelSpec(Strict):

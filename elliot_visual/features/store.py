@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 Namespaces = dict[str, dict[str, FeatureSource]]
 COLD_ITEM_MODES = ("held_out", "all", "none")
-DERIVED_KINDS = ("train_positives",)  # computed from the interactions, not read from side information
+DERIVED_KINDS = ("train_positives", "train_time_span")  # computed from the interactions, not side information
 FeatureProvider = Callable[[type, str | None, Interactions], dict[str, Tensor]]
 
 
@@ -61,6 +61,20 @@ def train_positives(data: Interactions) -> Tensor:
     cols = np.arange(len(indices)) - indptr[rows]
     out[rows, cols] = indices
     return torch.from_numpy(out)
+
+
+def train_time_span(data: Interactions) -> Tensor:
+    """(2,) float64 [first, last] train event time (unix seconds): temporal models cut it into bins."""
+    stamps = data.train_timestamps
+    if stamps is None or not stamps.nnz:
+        raise FeatureError(f"{data.name}: this model reads event times, but the split has no timestamps; "
+                           "read a dataset with a timestamp column")
+    return torch.tensor([float(stamps.data.min()), float(stamps.data.max())], dtype=torch.float64)
+
+
+def derived(kind: str, data: Interactions) -> Tensor:
+    """A kind computed from the interactions (``DERIVED_KINDS``)."""
+    return train_positives(data) if kind == "train_positives" else train_time_span(data)
 
 
 def open_side_information(entries: Sequence[SideInformation | Mapping[str, Any]], base_dir: Path | None = None,
@@ -205,11 +219,11 @@ class FeatureStore:
         loader_name = str(loader or DEFAULT_NAMESPACE)
         out: dict[str, Tensor] = {}
         for kind in getattr(model_cls, "needs", ()):
-            out[kind] = train_positives(self.data) if kind in DERIVED_KINDS else \
+            out[kind] = derived(kind, self.data) if kind in DERIVED_KINDS else \
                 torch.from_numpy(self.get(loader_name, kind))
         for kind in getattr(model_cls, "optional_needs", ()):
             if kind in DERIVED_KINDS:
-                out[kind] = train_positives(self.data)
+                out[kind] = derived(kind, self.data)
             elif loader_name in self.namespaces and self.has(loader_name, kind):
                 out[kind] = torch.from_numpy(self.get(loader_name, kind))
         return out

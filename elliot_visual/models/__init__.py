@@ -6,4 +6,5 @@ from elliot_visual.models import acf  # noqa: F401  visual
 from elliot_visual.models import vnpr  # noqa: F401  visual
 from elliot_visual.models import dvbpr  # noqa: F401  visual
 from elliot_visual.models import visrank  # noqa: F401  visual
+from elliot_visual.models import tvbpr  # noqa: F401  visual, temporal
 from elliot_visual.models import category_pop  # noqa: F401  multilabel

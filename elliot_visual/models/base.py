@@ -131,7 +131,7 @@ class Recommender(nn.Module):
     needs: ClassVar[tuple[str, ...]] = ()
     optional_needs: ClassVar[tuple[str, ...]] = ()
     sampler: ClassVar[str] = "bpr"
-    tasks: ClassVar[tuple[str, ...]] = ("ranking", "sampled")
+    tasks: ClassVar[tuple[str, ...]] = ("ranking", "sampled", "auc")
     uses_time: ClassVar[bool] = False
     loader_in_name: ClassVar[bool] = False
     family: ClassVar[str] = ""
@@ -174,6 +174,10 @@ class Recommender(nn.Module):
     def fit(self, data: Any) -> None:
         """Closed-form training on an :class:`~elliot_visual.data.interactions.Interactions`."""
         raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """Named arrays of the learned model that the reports draw (e.g. TVBPR's trends); default none."""
+        return {}
 
     def between_epochs(self, data: Any, epoch: int) -> None:
         """A non-gradient step after each epoch's gradient steps (before validation), run by the loop

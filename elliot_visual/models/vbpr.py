@@ -52,7 +52,8 @@ class VBPR(Recommender):
         @classmethod
         def _l_e_defaults_to_l_w(cls, values: Any) -> Any:
             if isinstance(values, dict) and values.get("l_e") is None:
-                values = {**values, "l_e": values.get("l_w", cls.model_fields["l_w"].default)}
+                own = cls.model_fields["l_e"].default   # a subclass may give l_e its own default
+                values = {**values, "l_e": own if own is not None else values.get("l_w", cls.model_fields["l_w"].default)}
             return values
 
     needs = ("visual_features",)
@@ -98,3 +99,18 @@ class VBPR(Recommender):
         ones = torch.ones(len(users), 1, device=self.Gu.device, dtype=self.Gu.dtype)
         user = torch.cat([self.Gu[users], self.Tu[users], ones], 1)
         return user @ self.item_representation().T
+
+
+@register_model("IVBPR")
+class IVBPR(VBPR):
+    """VBPR over interpretable attribute features (Packer, McAuley & Ramisa 2018, I-VBPR): bind the
+    entry's ``loader`` to a feature set of per-item attribute probabilities with names (the affinity
+    tools read the names). That paper's defaults: K = K′ = 10, λθ = 5, the other regularisers 0;
+    here λθ is ``l_e`` (on E and β′, the attribute projection), since the project's VBPR folds θ_u
+    into ``l_w`` (a deviation: the paper regularises θ_u with λθ too)."""
+
+    class Params(VBPR.Params):
+        factors: int = hp(10, "factors", ge=1)
+        factors_d: int = hp(10, "factors_d", ge=1)
+        l_w: Real = hp(0, "l_w", ge=0)
+        l_e: Real | None = hp(5, "l_e", ge=0)

@@ -182,6 +182,13 @@ def write_reports(exp: "Experiment", outcomes: "Sequence[ModelOutcome]",
                     continue
                 written.append(write_recommendations(paths, trial.name, recs.user_ids, recs.item_ids,
                                                      recs.scores))
+    for outcome in outcomes:
+        artifacts = outcome.best.artifacts
+        if "preference" in artifacts:  # a temporal model's learned trends
+            from elliot_visual.reports.trends import write_trend_figures
+
+            written += write_trend_figures(outcome.best.name, artifacts, paths.figures,
+                                           artifacts.get("feature_names"), outcome.spec.meta.trend_features)
     if profiles:
         from elliot_visual.reports.figures import write_profile_figures
 

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from elliot_visual.data.interactions import Interactions
 from elliot_visual.data.samplers import UserSets, user_sets
-from elliot_visual.features.store import train_positives
+from elliot_visual.features.store import train_positives, train_time_span
 from elliot_visual.models.base import Recommender, build_model
 from elliot_visual.training.loop import TrainingConfig, build_sampler, train
 
@@ -77,6 +77,7 @@ def tiny_features(kinds: tuple[str, ...], data: Interactions, seed: int = 0) -> 
         "item_labels": lambda: torch.from_numpy(np.maximum(rng.random((n, N_LABELS)) < 0.3,
                                                            np.eye(N_LABELS)[np.arange(n) % N_LABELS]).astype(np.float32)),
         "train_positives": lambda: train_positives(data),
+        "train_time_span": lambda: train_time_span(data),
     }
     unknown = [k for k in kinds if k not in make]
     if unknown:

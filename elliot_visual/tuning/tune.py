@@ -74,6 +74,7 @@ class TrialOutcome:
     test: EvaluationResult
     training: list[TrainingResult] = field(default_factory=list)
     recommendations: PublicLists | None = None
+    artifacts: dict[str, Any] = field(default_factory=dict)  # the model's describe() (e.g. TVBPR's trends)
 
 
 @dataclass
@@ -184,7 +185,7 @@ def _run_trial(cls: type[Recommender], params: HyperParams, loader: str, spec: M
     watched = watched_values(task, selection, spec)
     # Feature-reading metrics (VisDiv: t-SNE per user) select nothing and cost far more than the others,
     # so they are left out here and computed for the selected configuration only (with_feature_metrics).
-    plain_metrics = [m.name for m in build_metrics(task.evaluation, task.metric_names()) if not m.needs_features]
+    plain_metrics = task.trial_metrics()
     losses, validations, trainings, tests = [], [], [], []
     for fold, data in enumerate(validation_folds):
         inputs = features(cls, loader, data)
@@ -211,13 +212,28 @@ def _run_trial(cls: type[Recommender], params: HyperParams, loader: str, spec: M
     if len(tests) > 1:  # Elliot averages metrics over validation folds (np.average)
         test = EvaluationResult(values=_average([t.values for t in tests]), per_user=tests[-1].per_user,
                                 recommendations=tests[-1].recommendations)
+    artifacts = model.describe()
+    if artifacts:
+        artifacts["feature_names"] = _column_names(features, validation_folds[-1], loader)
     lists = None
     if tests[-1].recommendations is not None:
         user_ids, item_ids = tests[-1].recommendations.public_ids(validation_folds[-1])
         lists = PublicLists(user_ids, item_ids, tests[-1].recommendations.scores)
     return TrialOutcome(name=name, params=params, loss=float(np.mean(losses)),
                         best_iteration=trainings[-1].best_epoch, validation=_average(validations),
-                        test=test, training=trainings, recommendations=lists)
+                        test=test, training=trainings, recommendations=lists, artifacts=artifacts)
+
+
+def _column_names(features: FeatureProvider, data: Interactions, loader: str) -> list[str] | None:
+    """The names of the visual feature columns the model read (attribute names), when they have names."""
+    store = getattr(features, "store", None)
+    if store is None:
+        return None
+    try:
+        names = store(data).column_names(loader, "visual_features")
+    except ValueError:
+        return None
+    return list(names) if names is not None else None
 
 
 def with_feature_metrics(trial: TrialOutcome, data: Interactions, evaluation: Evaluation,

@@ -1,6 +1,6 @@
-"""Tasks: the kinds of work a model serves (``ranking``, ``sampled``, ``multilabel``), registered in
-``TASKS``; see :mod:`elliot_visual.evaluation.tasks.base`."""
-from elliot_visual.evaluation.tasks import multilabel, ranking  # noqa: F401  (registers the tasks)
+"""Tasks: the kinds of work a model serves (``ranking``, ``sampled``, ``auc``, ``multilabel``),
+registered in ``TASKS``; see :mod:`elliot_visual.evaluation.tasks.base`."""
+from elliot_visual.evaluation.tasks import auc, multilabel, ranking  # noqa: F401  (registers the tasks)
 from elliot_visual.evaluation.tasks.base import (Selection, Task, TaskSettings, build_task, default_task,
                                                  register_task, score_function)
 

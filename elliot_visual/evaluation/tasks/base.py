@@ -73,6 +73,13 @@ class Task:
         simple = [METRICS.canonical(n) for n in self.evaluation.simple_metrics]
         return simple + [METRICS.canonical(c.metric) for c in self.evaluation.complex_metrics]
 
+    def trial_metrics(self) -> list[str]:
+        """The metrics computed for every trial: all but the feature-reading ones (VisDiv: a t-SNE per
+        user), which the tuner adds for the selected configuration only."""
+        from elliot_visual.evaluation.evaluator import build_metrics
+
+        return [m.name for m in build_metrics(self.evaluation, self.metric_names()) if not m.needs_features]
+
     def selectable(self) -> list[str]:
         """Metrics a model entry may be selected on: the configured simple metrics."""
         return [METRICS.canonical(n) for n in self.evaluation.simple_metrics]

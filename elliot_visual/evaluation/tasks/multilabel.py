@@ -35,6 +35,9 @@ class MultilabelTask(Task):
     def metric_names(self) -> list[str]:
         return [m for m in super().metric_names() if m in LABEL_METRICS]
 
+    def trial_metrics(self) -> list[str]:
+        return self.metric_names()
+
     def selectable(self) -> list[str]:
         return self.metric_names()
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from elliot_visual.features.loaders.base import FeatureLoader, LoaderOptions
 from elliot_visual.features.loaders.pca import PCASource
-from elliot_visual.features.sources import FeatureSource, as_float32, open_array_source
+from elliot_visual.features.sources import FeatureError, FeatureSource, as_float32, open_array_source
 from elliot_visual.registry import FEATURE_LOADERS
 
 
@@ -16,7 +16,9 @@ class FeatureVectors(FeatureLoader):
     ``item_mapping`` TSV), a folder with ``features.npy`` + ``item_ids.txt``, or a ``.npy`` matrix.
 
     ``kind: visual_pca_features`` declares already-reduced vectors; otherwise reduced ones are
-    derived on demand with ``n_components`` (PCA on train items). YAML::
+    derived on demand with ``n_components`` (PCA on train items). ``names_file`` (one name per line,
+    one line per column) names the columns of interpretable features (attribute probabilities), which
+    the affinity tools and the trend figures show. YAML::
 
         - dataloader: FeatureVectors
           path: ../data/{0}/features/resnet50/avgpool
@@ -28,10 +30,23 @@ class FeatureVectors(FeatureLoader):
         item_ids_file: Path | None = None
         kind: Literal["visual_features", "visual_pca_features"] = "visual_features"
         n_components: int = 128
+        names_file: Path | None = None
 
     def sources(self) -> dict[str, FeatureSource]:
         o = self.options
         source = open_array_source(o.kind, o.path, o.item_mapping, o.item_ids_file, as_float32)
+        if o.names_file is not None:
+            source.names = read_column_names(o.names_file, self.entry)
         if o.kind == "visual_pca_features":
             return {o.kind: source}
         return {o.kind: source, "visual_pca_features": PCASource(source, o.n_components, derived=True)}
+
+
+def read_column_names(path: Path, entry: str) -> tuple[str, ...]:
+    """One column name per non-empty line of ``path``."""
+    if not Path(path).is_file():
+        raise FeatureError(f"{entry}.names_file: {path} does not exist; write one feature name per line")
+    names = tuple(line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip())
+    if len(set(names)) != len(names):
+        raise FeatureError(f"{entry}.names_file: {path} repeats a name; feature names must be unique")
+    return names
