@@ -32,8 +32,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from elliot_visual.extraction.backbones import get_backbone  # noqa: E402
-from elliot_visual.extraction.config import parse_block  # noqa: E402
+from elliot_visual.extraction.catalogue import get_backbone  # noqa: E402
+from elliot_visual.config.extraction import parse_block  # noqa: E402
 from elliot_visual.extraction.extract import extract  # noqa: E402
 from elliot_visual.extraction.images import list_images, load_rgb  # noqa: E402
 

@@ -31,18 +31,19 @@ class RunSummary:
 def run_experiment(config_path: str | Path) -> RunSummary:
     """Load the config, prepare data and features, tune/train/evaluate every model, write reports."""
     exp = load_experiment(config_path)                              # config/: validated, or ConfigError
-    check_inputs_exist(exp)                                         # data/: stop at once if data are absent
+    check_inputs_exist(exp.data)                                    # data/: stop at once if data are absent
     set_cpu_threads(exp.threads)                                    # training/: torch's CPU pool
     run_extraction_blocks(exp)                                      # extraction/: only missing features
     paths = result_paths(exp).create()
-    folds = prepare_data(exp)                                       # data/: read, prefilter, split
-    folds, features = side_information_provider(exp, folds)         # features/: aligned to item index
+    folds = prepare_data(exp.data)                                  # data/: read, prefilter, split
+    folds, features = side_information_provider(exp.data, folds)    # features/: aligned to item index
     settings = TuningSettings(exp.evaluation, exp.top_k, exp.gpu, exp.random_seed)
     outcomes = [tune_and_evaluate(variant, folds, settings, features, paths)  # tuning/ + training/ + evaluation/
                 for spec in exp.models for variant in comparison_variants(spec)]
     significance = compare_models(outcomes, exp.evaluation)         # evaluation/: paired tests
-    profiles = best_model_profiles(exp, outcomes, folds, features)  # evaluation/: VisDiv maps to draw
-    files = write_reports(exp, outcomes, significance, paths, profiles=profiles)  # reports/: files, figures
+    profiles = best_model_profiles(exp.evaluation, outcomes, folds, features)  # evaluation/: VisDiv maps to draw
+    files = write_reports(exp.evaluation, outcomes, significance, paths, profiles=profiles,
+                          triplets=exp.print_results_as_triplets)  # reports/: files, figures
     return RunSummary(exp, outcomes, files)
 
 
@@ -56,6 +57,6 @@ def run_extraction_blocks(exp: Experiment) -> None:
     """Run each ``extraction:`` block whose output is missing (imports the extras only when needed)."""
     if not exp.extraction:
         return
-    from elliot_visual.extraction.extract import ensure_features
+    from elliot_visual.extraction.blocks import ensure_features
 
-    ensure_features(exp)
+    ensure_features(exp.extraction, Path(exp.config_path).parent, exp.dataset, exp.gpu)

@@ -7,12 +7,17 @@ an evaluation, the users are those with a test row; their positives are their tr
 
 Written (``<stamp>`` as Elliot's file names):
 
+The values are computed by the evaluator a run uses (``evaluate_lists`` with the VisDiv entries)
+and written by the run's report writers:
+
+* ``performance/rec_cutoff_<k>_relthreshold_<t>_<stamp>.tsv``: Elliot's performance table, one row
+  per model, one column per VisDiv entry (as a run writes it);
 * ``performance/visdiv_<stamp>.tsv``: one row per model and cutoff, one column per VisDiv entry
   (``model \\t cutoff \\t VisDiv[global] ...``);
 * ``performance/visdiv_per_user_<stamp>.tsv``: ``model \\t cutoff \\t metric \\t user \\t value``
   for every user with a value (for significance tests, and to pick users to draw);
-* ``performance/stat_<test>_visdiv_cutoff_<k>_<stamp>.tsv`` when ``paired_ttest`` /
-  ``wilcoxon_test`` is on (Elliot's headerless ``modelA \\t modelB \\t metric \\t p`` rows);
+* ``performance/stat_<test>_visdiv_cutoff_<k>_relthreshold_<t>_<stamp>.tsv`` when ``paired_ttest``
+  / ``wilcoxon_test`` is on (Elliot's headerless ``modelA \\t modelB \\t metric \\t p`` rows);
 * ``figures/visdiv_<entry>_at<k>_user<u>_<model>.png``: one user's profile under one model, and
   ``figures/visdiv_user<u>_grid.png``: that user under every model (columns) and VisDiv entry
   (rows, e.g. one per backbone's features).
@@ -34,18 +39,20 @@ import numpy as np
 import pandas as pd
 
 from elliot_visual.config import load_experiment
-from elliot_visual.config.schema import Experiment
+from elliot_visual.config.schema import Evaluation
 from elliot_visual.data.interactions import Interactions
 from elliot_visual.data.loading import prepare_data
-from elliot_visual.evaluation.metrics.visdiv import VisDiv, VisDivEngine
+from elliot_visual.evaluation.evaluator import EvaluationResult, evaluate_lists
+from elliot_visual.evaluation.metrics.visdiv import VisDiv, VisDivEngine, evaluation_features
 from elliot_visual.evaluation.ranking import TopK
-from elliot_visual.evaluation.significance import requested_tests, significance_table
-from elliot_visual.evaluation.visual_profiles import (ItemFeatures, engine_for, evaluated_lists, visdiv_entries,
-                                                      visual_profiles)
+from elliot_visual.evaluation.significance import compare_models
+from elliot_visual.experiment import result_paths
+from elliot_visual.evaluation.visual_profiles import ItemFeatures, engine_for, visdiv_entries, visual_profiles
 from elliot_visual.features.store import load_side_information
-from elliot_visual.reports.elliot_format import significance_table as significance_text
+from elliot_visual.reports.elliot_format import ResultRow, write_performance, write_significance
 from elliot_visual.reports.figures import write_profile_figures
-from elliot_visual.storage import timestamp_suffix, write_text
+from elliot_visual.reports.visdiv import write_visdiv_tables
+from elliot_visual.storage import ResultPaths, timestamp_suffix
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,7 @@ class VisDivOutputs:
     table: Path
     per_user: Path
     values: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
+    performance: list[Path] = field(default_factory=list)
     significance: list[Path] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
 
@@ -84,7 +92,7 @@ def main_visdiv(argv: Sequence[str]) -> int:
 def run_visdiv(config_path: Path, recs: list[Path] | None = None) -> Path:
     """Compute VisDiv and draw the pictures for saved recommendations; returns the values table."""
     exp = load_experiment(config_path)
-    folds = prepare_data(exp, verbose=False)
+    folds = prepare_data(exp.data, verbose=False)
     if len(folds) > 1 or len(folds[0]) > 1:
         log.warning("the config yields %d test folds x %d validation folds; VisDiv uses the first (the train "
                     "part the first fold's models were trained on)", len(folds), len(folds[0]))
@@ -96,14 +104,14 @@ def run_visdiv(config_path: Path, recs: list[Path] | None = None) -> Path:
         exp.data_config.side_information, data,
         drop_items_without_features=exp.data_config.drop_items_without_features,
         cold_items=getattr(exp.data_config, "cold_items", "held_out"),
-        base_dir=Path(exp.config_path).parent, dataset=exp.dataset)
+        base_dir=exp.data.base_dir, dataset=exp.dataset)
     files = list(recs) if recs else sorted(Path(exp.path_output_rec_result).glob("*.tsv"))
     if not files:
         raise FileNotFoundError(f"no recommendation files in {exp.path_output_rec_result}; run the models with "
                                 "meta.save_recs: True, or pass files with --recs")
     length = max(max(exp.evaluation.cutoffs, default=exp.top_k), exp.top_k)
     lists = {path.stem: read_recommendations(path, data, length) for path in files}
-    return visdiv_report(exp, data, store, lists).table
+    return visdiv_report(exp.evaluation, result_paths(exp), data, store, lists).table
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,75 +154,74 @@ def read_recommendations(path: Path, data: Interactions, k: int) -> TopK:
 # --------------------------------------------------------------------------------------------
 # Computing and writing
 # --------------------------------------------------------------------------------------------
-def visdiv_metrics(exp: Experiment) -> list[VisDiv]:
+def visdiv_metrics(evaluation: Evaluation) -> list[VisDiv]:
     """The config's ``VisDiv`` entries, constructed; a default one when the config names none."""
-    metrics = visdiv_entries(exp.evaluation)
+    metrics = visdiv_entries(evaluation)
     if not metrics:
         log.info("no VisDiv entry in evaluation.complex_metrics; using the defaults (projection: global)")
         metrics = [VisDiv()]
     return metrics
 
 
-def visdiv_report(exp: Experiment, data: Interactions, store: ItemFeatures, recommendations: Mapping[str, TopK],
-                  stamp: str | None = None) -> VisDivOutputs:
-    """VisDiv of every model at every cutoff of every entry, per-user values, tests and pictures."""
+def visdiv_report(evaluation: Evaluation, paths: ResultPaths, data: Interactions, store: ItemFeatures,
+                  recommendations: Mapping[str, TopK], stamp: str | None = None) -> VisDivOutputs:
+    """VisDiv of every model at every cutoff of every entry, per-user values, tests and pictures.
+
+    The values come from the evaluator a run uses (:func:`evaluate_lists` on the saved lists, the
+    test part's users) and go out through the run's writers: Elliot's ``rec_cutoff_<k>`` tables
+    and ``stat_<test>_visdiv_cutoff_<k>`` tables, plus the VisDiv tables of :mod:`.reports.visdiv`.
+    """
     stamp = stamp or timestamp_suffix()
-    performance = Path(exp.path_output_rec_performance)
-    metrics = visdiv_metrics(exp)
-    engines = [engine_for(m, store, data) for m in metrics]
-    cutoffs = sorted({k for m in metrics for k in (m.options.cutoffs or exp.evaluation.cutoffs)})
-    values: dict[str, dict[int, dict[str, float]]] = {}
-    per_user_rows: list[tuple[str, int, str, str, float]] = []
-    per_user: dict[int, dict[str, dict[str, dict[str, float]]]] = {}
+    metrics = visdiv_metrics(evaluation)
+    features = evaluation_features(metrics, store)
+    cutoffs = sorted({k for m in metrics for k in (m.options.cutoffs or evaluation.cutoffs)})
     for model, top in recommendations.items():
-        users, positives, items = evaluated_lists(data, top)
-        user_ids = data.user_ids[users]
-        for k in cutoffs:
-            if k > items.shape[1]:
-                raise ValueError(f"cutoff {k} exceeds the {items.shape[1]} recommendations kept for {model}")
-            for metric, engine in zip(metrics, engines):
-                if not metric.applies_to(k):
-                    continue
-                column = metric.column(k)
-                result = engine.compute(positives, items, k)
-                values.setdefault(model, {}).setdefault(k, {})[column] = result.value
-                kept = ~np.isnan(result.per_user)
-                by_user = dict(zip(user_ids[kept].tolist(), result.per_user[kept].tolist()))
-                per_user.setdefault(k, {}).setdefault(model, {})[column] = by_user
-                per_user_rows += [(model, k, column, u, v) for u, v in by_user.items()]
-                log.info("%s %s@%d = %.5f", model, column, k, result.value)
-    columns = list(dict.fromkeys(m.column(k) for k in cutoffs for m in metrics if m.applies_to(k)))
-    lines = ["\t".join(["model", "cutoff", *columns])]
+        if max(cutoffs) > top.k:
+            raise ValueError(f"cutoff {max(cutoffs)} exceeds the {top.k} recommendations kept for {model}")
+    results = {model: evaluate_lists(top, data, "test", evaluation, metrics, features, cutoffs=cutoffs,
+                                     per_user=True)
+               for model, top in recommendations.items()}
+    applies = {k: [m.column(k) for m in metrics if m.applies_to(k)] for k in cutoffs}
+    values = {model: {k: {c: result.values[k][c] for c in applies[k]} for k in cutoffs if applies[k]}
+              for model, result in results.items()}
+    per_user = {model: {k: {c: result.per_user[k][c] for c in applies[k]} for k in cutoffs if applies[k]}
+                for model, result in results.items()}
     for model, by_k in values.items():
         for k, row in by_k.items():
-            lines.append("\t".join([model, str(k), *(repr(float(row[c])) if c in row else "" for c in columns)]))
-    table = write_text(performance / f"visdiv_{stamp}.tsv", "\n".join(lines) + "\n")
-    per_user_text = "model\tcutoff\tmetric\tuser\tvalue\n" + "".join(
-        f"{m}\t{k}\t{c}\t{u}\t{float(v)!r}\n" for m, k, c, u, v in per_user_rows)
-    per_user_file = write_text(performance / f"visdiv_per_user_{stamp}.tsv", per_user_text)
+            for column, value in row.items():
+                log.info("%s %s@%d = %.5f", model, column, k, value)
+    columns = list(dict.fromkeys(c for k in cutoffs for c in applies[k]))
+    table, per_user_file = write_visdiv_tables(paths, stamp, columns, values, per_user)
     outputs = VisDivOutputs(table=table, per_user=per_user_file, values=values)
+    threshold = evaluation.relevance_threshold
+    for k in cutoffs:
+        if applies[k]:
+            rows = [ResultRow(model, values[model][k]) for model in values]
+            outputs.performance += write_performance(paths, k, threshold, stamp, rows)
     if len(recommendations) > 1:
-        for test in requested_tests(exp.evaluation):
-            for k, by_model in per_user.items():
-                rows = significance_table(by_model, test)
-                name = f"stat_{test}_visdiv_cutoff_{k}_{stamp}.tsv"
-                outputs.significance.append(write_text(performance / name, significance_text(rows)))
-    outputs.figures = visdiv_figures(exp, data, recommendations, metrics, engines)
+        restricted = {model: EvaluationResult(values[model], results[model].recommendations, per_user[model])
+                      for model in results}
+        for test, by_cutoff in compare_models(restricted, evaluation).items():
+            for k, rows in by_cutoff.items():
+                outputs.significance.append(write_significance(paths, test, k, threshold, stamp, rows,
+                                                               label="visdiv"))
+    outputs.figures = visdiv_figures(evaluation, paths, data, recommendations, metrics,
+                                     [engine_for(m, store, data) for m in metrics])
     return outputs
 
 
-def visdiv_figures(exp: Experiment, data: Interactions, recommendations: Mapping[str, TopK],
-                   metrics: Sequence[VisDiv] | None = None, engines: Sequence[VisDivEngine] | None = None,
-                   store: ItemFeatures | None = None) -> list[Path]:
+def visdiv_figures(evaluation: Evaluation, paths: ResultPaths, data: Interactions,
+                   recommendations: Mapping[str, TopK], metrics: Sequence[VisDiv] | None = None,
+                   engines: Sequence[VisDivEngine] | None = None, store: ItemFeatures | None = None) -> list[Path]:
     """Profile pictures of the configured (or sampled) users under every model, and their grids
     (columns: models; rows: VisDiv entries). See :mod:`elliot_visual.evaluation.visual_profiles`."""
-    metrics = list(metrics) if metrics is not None else visdiv_metrics(exp)
+    metrics = list(metrics) if metrics is not None else visdiv_metrics(evaluation)
     if engines is None:
         if store is None:
             raise ValueError("visdiv_figures needs the feature store (store=...) or prepared engines")
         engines = [engine_for(m, store, data) for m in metrics]
-    profiles = visual_profiles(data, recommendations, metrics, engines, exp.evaluation.cutoffs)
-    return write_profile_figures(profiles, exp.path_output_figures, columns=len(recommendations))
+    profiles = visual_profiles(data, recommendations, metrics, engines, evaluation.cutoffs)
+    return write_profile_figures(profiles, paths.figures, columns=len(recommendations))
 
 
 __all__ = ["main_visdiv", "run_visdiv", "read_recommendations", "visdiv_report", "visdiv_figures",

@@ -3,6 +3,9 @@
 Every file the project writes goes through :func:`atomic_write`: the bytes land in a temporary
 file beside the target, are flushed and fsynced, then renamed over the target, so a crash never
 leaves a half-written report, split or feature shard.
+
+Layouts owned here: Elliot's result folders (:class:`ResultPaths`) and the feature folders that
+extraction writes and ``features/`` reads (:func:`feature_folder`, the ``*_FILE`` names).
 """
 from __future__ import annotations
 
@@ -120,3 +123,46 @@ class ResultPaths:
 def safe_file_name(name: str) -> str:
     """A model name usable as a file name (Elliot names ``recs/<model name>.tsv`` verbatim)."""
     return name.replace(os.sep, "-").replace("\0", "")
+
+
+# --- feature folders: written by extraction/, read by features/ -------------------------------
+# <root>/<network>/<layer>/ holds FEATURES_FILE (n_items, *shape) with IDS_FILE (one public item id
+# per line, in row order), FAILED_FILE (images that could not be decoded) and METADATA_FILE,
+# written last: a folder without it is incomplete.
+FEATURES_FILE = "features.npy"
+IDS_FILE = "item_ids.txt"
+FAILED_FILE = "failed_images.tsv"
+METADATA_FILE = "metadata.json"
+
+
+def network_folder(root: str | os.PathLike, network: str) -> Path:
+    """``<root>/<network>/``: one network's layer folders, its in-progress shards (``.partial-<hash>``)
+    and, for a fine-tuned network, its checkpoint."""
+    return Path(root) / network
+
+
+def feature_folder(root: str | os.PathLike, network: str, layer: str) -> Path:
+    """``<root>/<network>/<layer>/`` (the study's ``data/<dataset>/features/<backbone>/<layer>/``)."""
+    return network_folder(root, network) / layer.replace(os.sep, "_")
+
+
+def pca_layer_name(layer: str, n_components: int) -> str:
+    """The layer name of a PCA-reduced copy: ``<layer>_pca<k>``."""
+    return f"{layer}_pca{n_components}"
+
+
+def pca_projection_cache(features: str | os.PathLike, n_components: int, key: str) -> Path:
+    """Where a PCA projection fitted on ``features`` is cached: beside them, keyed by ``key``
+    (a digest of the file and of the train items it was fitted on)."""
+    origin = Path(features)
+    return origin.parent / f"{origin.stem}_pca{n_components}_{key}.npz"
+
+
+def is_complete_feature_folder(folder: str | os.PathLike) -> bool:
+    """A feature folder is complete once its metadata file exists (it is written last)."""
+    return (Path(folder) / METADATA_FILE).is_file()
+
+
+def write_id_list(path: str | os.PathLike, ids: Iterator[str] | list[str]) -> Path:
+    """Atomically write public ids, one per line (the ``IDS_FILE`` format)."""
+    return write_text(path, "".join(f"{i}\n" for i in ids))

@@ -36,3 +36,18 @@ def test_timestamp_suffix_is_elliot_format() -> None:
     import datetime as dt
 
     assert timestamp_suffix(dt.datetime(2026, 1, 2, 3, 4, 5)) == "2026_01_02_03_04_05"
+
+
+def test_feature_folder_layout_is_network_then_layer_complete_once_metadata_is_written(tmp_path: Path) -> None:
+    from elliot_visual.storage import (METADATA_FILE, feature_folder, is_complete_feature_folder,
+                                       pca_layer_name, pca_projection_cache, write_id_list)
+
+    folder = feature_folder(tmp_path, "resnet50", "layer4/0")
+    assert folder == tmp_path / "resnet50" / "layer4_0"           # a layer name never nests folders
+    assert feature_folder(tmp_path, "resnet50", pca_layer_name("avgpool", 128)).name == "avgpool_pca128"
+    write_id_list(folder / "item_ids.txt", ["B1", "A2"])
+    assert (folder / "item_ids.txt").read_text() == "B1\nA2\n"
+    assert not is_complete_feature_folder(folder)
+    (folder / METADATA_FILE).write_text("{}")
+    assert is_complete_feature_folder(folder)
+    assert pca_projection_cache(folder / "features.npy", 64, "abc") == folder / "features_pca64_abc.npz"

@@ -41,6 +41,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from elliot_visual.config.errors import ConfigError, Problem, key_path, listing, unknown_name
+from elliot_visual.config.extraction import ExtractionConfig, ExtractionConfigError, FinetuneConfig, parse_block
 from elliot_visual.config.schema import (DataConfig, EarlyStopping, Evaluation, Experiment,
                                          Extraction, Meta, ModelSpec, NegativeSampling, Prefilter,
                                          SideInformation, Splitting, split_metric_at)
@@ -61,7 +62,7 @@ DEFAULT_RESULT_FOLDERS = {
 CONFIG_SUFFIXES = (".yml", ".yaml")
 # An option whose key names a path is resolved whatever its value looks like.
 _PATH_KEY = re.compile(r"(_path|_folder|_file|_files|_dir|_features|_mapping)$|^(path|folder|file|files)$")
-# Keys of an extraction block that are paths (elliot_visual/extraction/config.py).
+# Keys of an extraction block that are paths (elliot_visual/config/extraction.py).
 _EXTRACTION_PATH_KEYS = {"images", "output", "metadata"}
 # Elliot's test for "this string is a file name" (namespace_model.regexp), used in its blocks.
 _ELLIOT_FILE_NAME = re.compile(r"[\D][\w-]+\.[\w-]+")
@@ -528,7 +529,7 @@ class _ExperimentBuilder:
             if not isinstance(block, dict):
                 self.problems.append(Problem(f"expected a mapping, got {block!r}", key_path(*at)))
                 continue
-            # A block's own 'dataset' fills its {0} (extraction/config.py's rule); only keys that
+            # A block's own 'dataset' fills its {0} (config/extraction.py's rule); only keys that
             # name paths are anchored, since layer names such as 'layer4.2' look like files.
             dataset = str(block["dataset"]) if block.get("dataset") else self.dataset
             anchored = {}
@@ -545,12 +546,7 @@ class _ExperimentBuilder:
         return result
 
     def _check_extraction(self, block: Extraction, at: tuple[str | int, ...]) -> None:
-        """Run the extraction layer's own block validation now, not after data loading."""
-        try:
-            from elliot_visual.extraction.config import (ExtractionConfig, ExtractionConfigError, FinetuneConfig,
-                                                         parse_block)
-        except ImportError:  # extraction extras missing: the run reports it when it gets there
-            return
+        """Validate the block's own keys (config/extraction.py) now, not after data loading."""
         kind = FinetuneConfig if "metadata" in (block.model_extra or {}) else ExtractionConfig
         try:
             parse_block(block, self.folder, self.dataset, kind=kind)

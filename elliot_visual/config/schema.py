@@ -206,6 +206,20 @@ class Extraction(Open):
     """An ``extraction:`` block, read by the extraction plugin (images, backbone, layers, output)."""
 
 
+class DataSection(Strict):
+    """What ``data/`` and ``features/`` need of an experiment (its ``data`` view): the dataset's
+    name, ``data_config``, the prefiltering and splitting blocks, and the folder that relative
+    side-information paths start from."""
+
+    dataset: str
+    config: DataConfig
+    prefiltering: list[Prefilter] = Field(default_factory=list)
+    splitting: Splitting | None = None
+    binarize: bool = False
+    random_seed: int = 42
+    base_dir: Path = Path(".")
+
+
 class Experiment(Strict):
     """The whole validated experiment."""
 
@@ -238,6 +252,13 @@ class Experiment(Strict):
     extraction: list[Extraction] = Field(default_factory=list)
     models: list[ModelSpec]
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    @property
+    def data(self) -> DataSection:
+        """The data layer's section (``prepare_data(exp.data)``, ``side_information_provider``)."""
+        return DataSection(dataset=self.dataset, config=self.data_config, prefiltering=self.prefiltering,
+                           splitting=self.splitting, binarize=self.binarize, random_seed=self.random_seed,
+                           base_dir=Path(self.config_path).parent)
 
     @model_validator(mode="after")
     def _cutoffs_within_top_k(self) -> "Experiment":

@@ -25,33 +25,33 @@ from elliot_visual.data.readers import DataError, read_interactions, read_split_
 from elliot_visual.data.splitting import Folds, holds_out_users, read_hierarchy, split
 
 if TYPE_CHECKING:
-    from elliot_visual.config.schema import Experiment
+    from elliot_visual.config.schema import DataSection
 
 logger = logging.getLogger(__name__)
 
 
-def prepare_data(exp: Experiment, verbose: bool = True) -> list[list[Interactions]]:
-    """The experiment's splits, indexed: ``result[i][j]`` is test fold i, validation fold j.
+def prepare_data(section: DataSection, verbose: bool = True) -> list[list[Interactions]]:
+    """The experiment's splits (``exp.data``), indexed: ``result[i][j]`` is test fold i, validation fold j.
 
     Each :class:`Interactions` has the train part, the validation part (or None) and the test
     part. With ``verbose`` a short summary (users, items, interactions per part) is printed.
     """
-    folds = read_folds(exp)
-    keep = exp.data_config.keep_held_out_users or holds_out_users(exp.splitting)
-    data = [[Interactions.from_frames(exp.dataset, train, test, val, keep_held_out_users=keep)
+    folds = read_folds(section)
+    keep = section.config.keep_held_out_users or holds_out_users(section.splitting)
+    data = [[Interactions.from_frames(section.dataset, train, test, val, keep_held_out_users=keep)
              for train, val in inner] for inner, test in folds]
     if verbose:
         print(describe(data))
     return data
 
 
-def check_inputs_exist(exp: Experiment) -> None:
+def check_inputs_exist(section: DataSection) -> None:
     """Stop at once, before any work, when the data files the config names are absent.
 
     The message names every missing path and, when the config gives ``data_config.missing_hint``,
     the command that produces them (e.g. ``elliot-visual prepare amazon ...``).
     """
-    config = exp.data_config
+    config = section.config
     candidates = {"dataset": [config.dataset_path],
                   "fixed": [config.train_path, config.validation_path, config.test_path, config.root_folder],
                   "hierarchy": [config.root_folder]}[config.strategy]
@@ -59,28 +59,28 @@ def check_inputs_exist(exp: Experiment) -> None:
     if missing:
         hint = (f"; produce them with: {config.missing_hint}" if config.missing_hint
                 else "; check data_config paths (relative paths start at the config file's folder)")
-        raise FileNotFoundError(f"{exp.dataset}: data missing: {', '.join(missing)}{hint}")
+        raise FileNotFoundError(f"{section.dataset}: data missing: {', '.join(missing)}{hint}")
 
 
-def read_folds(exp: Experiment) -> Folds:
+def read_folds(section: DataSection) -> Folds:
     """The experiment's splits as frames (Elliot's nested ``[([(train, val), ...], test), ...]``)."""
-    config = exp.data_config
+    config = section.config
     if config.strategy != "dataset":
-        ignored = [key for key, value in (("prefiltering", exp.prefiltering), ("splitting", exp.splitting)) if value]
+        ignored = [key for key, value in (("prefiltering", section.prefiltering), ("splitting", section.splitting)) if value]
         if ignored:
             logger.warning("data_config.strategy %s uses its files verbatim; %s ignored as in Elliot",
                            config.strategy, " and ".join(ignored))
     if config.strategy == "dataset":
-        if exp.splitting is None:
+        if section.splitting is None:
             raise DataError("data_config.strategy: dataset needs a 'splitting' block with test_splitting "
                             "(e.g. strategy: temporal_hold_out, test_ratio: 0.2)")
         frame = read_interactions(config.dataset_path, config.layout, config.header, config.columns)
-        frame = apply_prefilters(frame, exp.prefiltering)
-        if exp.binarize:
+        frame = apply_prefilters(frame, section.prefiltering)
+        if section.binarize:
             frame = binarize(frame)
         if frame.empty:
             raise DataError(f"{config.dataset_path}: no rows left after prefiltering; loosen the prefiltering steps")
-        return split(frame, exp.splitting, seed=exp.random_seed)
+        return split(frame, section.splitting, seed=section.random_seed)
     if config.strategy == "fixed":
         if config.train_path is None:
             train, val, test = read_split_layout(config.layout, config.root_folder)
@@ -88,7 +88,7 @@ def read_folds(exp: Experiment) -> Folds:
             read = lambda path: read_interactions(path, config.layout, config.header, config.columns)  # noqa: E731
             train, test = read(config.train_path), read(config.test_path)
             val = None if config.validation_path is None else read(config.validation_path)
-        if exp.binarize:
+        if section.binarize:
             train, test = binarize(train), binarize(test)
             val = None if val is None else binarize(val)
         return [([(train, val)], test)]

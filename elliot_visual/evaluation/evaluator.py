@@ -20,6 +20,8 @@ from elliot_visual.data.interactions import HeldOut, Interactions
 from elliot_visual.evaluation.metrics.base import Metric, MetricValue, RankingContext, compute_table
 from elliot_visual.evaluation.ranking import ScoreFn, TopK, rank
 from elliot_visual.evaluation.sampled import evaluate_sampled
+from elliot_visual.evaluation.scoring import scores_of
+from elliot_visual.models.base import Recommender
 from elliot_visual.registry import METRICS
 
 Part = Literal["validation", "test"]
@@ -71,17 +73,20 @@ def build_metrics(evaluation: Evaluation, names: Sequence[str] | None = None) ->
     return metrics
 
 
-def evaluate(score_fn: ScoreFn, data: Interactions, part: Part, evaluation: Evaluation, top_k: int,
+def evaluate(score_fn: Recommender | ScoreFn, data: Interactions, part: Part, evaluation: Evaluation, top_k: int,
              device: torch.device = torch.device("cpu"), metrics: list[str] | None = None,
              features: Mapping[str, np.ndarray] | None = None, *, cutoffs: Sequence[int] | None = None,
              batch_size: int = 1024, progress: bool = False) -> EvaluationResult:
     """Rank every train user once (top ``top_k``) and compute the metrics at every cutoff.
 
-    ``score_fn(users) -> (len(users), n_items)`` is the model's ``score``; ``metrics`` and
+    ``score_fn`` is the model (scored through :mod:`.scoring`: its item side computed once for
+    this evaluation, shared by the ranking and the sampled protocol) or any
+    ``score_fn(users) -> (len(users), n_items)``; ``metrics`` and
     ``cutoffs`` restrict the computation (cheap per-epoch validation of one metric at one cutoff);
     ``features`` maps a name to an item-aligned array for metrics that need side information (VisDiv).
     """
     held = held_out_part(data, part)
+    score_fn = scores_of(score_fn)
     chosen = build_metrics(evaluation, metrics)
     cutoffs = list(cutoffs if cutoffs is not None else evaluation.cutoffs) or [top_k]
     missing_features = [m.name for m in chosen if m.needs_features and not features]
@@ -104,9 +109,11 @@ def evaluate(score_fn: ScoreFn, data: Interactions, part: Part, evaluation: Eval
 
 def evaluate_lists(top: TopK, data: Interactions, part: Part, evaluation: Evaluation, metrics: Sequence[Metric],
                    features: Mapping[str, np.ndarray] | None = None, *, cutoffs: Sequence[int] | None = None,
-                   relevance: Any = None) -> EvaluationResult:
+                   relevance: Any = None, per_user: bool | None = None) -> EvaluationResult:
     """The metrics of already ranked lists (``top``, dense indices): what :func:`evaluate` does after
-    ranking, also used to add a metric to lists ranked earlier without scoring the model again."""
+    ranking, also used to add a metric to lists ranked earlier without scoring the model again, and
+    by ``elliot-visual visdiv`` on saved lists. ``per_user`` keeps per-user values (default: when
+    a paired test is on)."""
     held = held_out_part(data, part)
     cutoffs = list(cutoffs if cutoffs is not None else evaluation.cutoffs) or [top.k]
     if relevance is None:
@@ -115,9 +122,9 @@ def evaluate_lists(top: TopK, data: Interactions, part: Part, evaluation: Evalua
                                features=features)
     table = compute_table(ctx, list(metrics), cutoffs)
     values = {k: {col: v.value for col, v in row.items()} for k, row in table.items()}
-    want_per_user = evaluation.paired_ttest or evaluation.wilcoxon_test
-    per_user = {k: _per_user_dicts(data, ctx.users, row) for k, row in table.items()} if want_per_user else {}
-    return EvaluationResult(values=values, recommendations=top, per_user=per_user, part=part)
+    want_per_user = evaluation.paired_ttest or evaluation.wilcoxon_test if per_user is None else per_user
+    users = {k: _per_user_dicts(data, ctx.users, row) for k, row in table.items()} if want_per_user else {}
+    return EvaluationResult(values=values, recommendations=top, per_user=users, part=part)
 
 
 def _per_user_dicts(data: Interactions, users: np.ndarray, row: Mapping[str, MetricValue]

@@ -32,7 +32,7 @@ from elliot_visual.evaluation.ranking import TopK
 from elliot_visual.registry import METRICS
 
 if TYPE_CHECKING:
-    from elliot_visual.config.schema import Experiment
+    from elliot_visual.config.schema import Evaluation
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def top_k_from_public_ids(data: Interactions, user_ids: np.ndarray, item_ids: np
     return TopK(users=users, items=items, scores=scores)
 
 
-def best_model_profiles(exp: "Experiment", outcomes: Sequence[Any], folds: Sequence[Sequence[Interactions]],
+def best_model_profiles(evaluation: "Evaluation", outcomes: Sequence[Any], folds: Sequence[Sequence[Interactions]],
                         features: Any) -> list[ProfileMap]:
     """The runner's pictures: each model entry's best configuration, on the split it was tested on.
 
@@ -157,7 +157,7 @@ def best_model_profiles(exp: "Experiment", outcomes: Sequence[Any], folds: Seque
     ``.best.recommendations`` in public ids); ``features`` has ``store(split)``. Nothing is
     computed when the config has no VisDiv entry or no model kept its lists.
     """
-    metrics = visdiv_entries(exp.evaluation)
+    metrics = visdiv_entries(evaluation)
     outcomes = [o for o in outcomes if o.best.recommendations is not None]
     if not metrics or not outcomes:
         return []
@@ -177,4 +177,4 @@ def best_model_profiles(exp: "Experiment", outcomes: Sequence[Any], folds: Seque
         lists = outcome.best.recommendations
         recommendations[model] = top_k_from_public_ids(data, lists.user_ids, lists.item_ids)
         titles[model] = f"{outcome.family} · {loader}" if loader else outcome.family
-    return visual_profiles(data, recommendations, metrics, engines, exp.evaluation.cutoffs, titles)
+    return visual_profiles(data, recommendations, metrics, engines, evaluation.cutoffs, titles)

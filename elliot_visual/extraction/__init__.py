@@ -1,8 +1,9 @@
 """Feature extraction: pretrained CNN backbones, any layer, batched and resumable; fine-tuning.
 
-Modules: ``backbones`` (the BACKBONES entries), ``taps`` (one-pass layer taps), ``images`` (robust
+Modules: ``backbones`` (the BACKBONES entries), ``catalogue`` (a backbone by name, any backend), ``taps`` (one-pass layer taps), ``images`` (robust
 decoding), ``extract`` (batched, sharded extraction and the on-disk layout), ``finetune``,
-``keras_backend`` (optional TensorFlow backend), ``config`` (block keys), ``commands`` (the CLI).
+``blocks`` (an experiment's ``extraction:`` blocks, plain or fine-tuning), ``keras_backend``
+(optional TensorFlow backend), ``commands`` (the CLI); the block keys are ``config.extraction``.
 Importing this package imports neither torch nor any backbone library; the names below load
 their module on first use.
 """
@@ -12,13 +13,11 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "ExtractionConfig": "config", "FinetuneConfig": "config", "ExtractionConfigError": "config",
-    "parse_block": "config",
     "Backbone": "backbones", "Layer": "backbones", "Preprocessing": "backbones",
     "WeightsNotFoundError": "backbones", "BackendNotInstalledError": "backbones",
-    "get_backbone": "backbones", "list_layers": "backbones",
-    "extract": "extract", "run_extraction": "extract", "ensure_features": "extract",
-    "ExtractionResult": "extract", "layer_folder": "extract",
+    "get_backbone": "catalogue", "list_layers": "catalogue",
+    "extract": "extract", "run_extraction": "blocks", "ensure_features": "blocks",
+    "ExtractionResult": "extract",
     "finetune": "finetune",
     "load_rgb": "images", "list_images": "images", "ImageDecodeError": "images",
     "main_extract": "commands", "main_finetune": "commands",

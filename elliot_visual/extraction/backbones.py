@@ -29,13 +29,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from elliot_visual.config.weights import weights_choice
 from elliot_visual.registry import BACKBONES
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".h5", ".keras", ".ckpt")
 Interpolation = Literal["nearest", "bilinear", "bicubic", "lanczos"]
 
 
@@ -177,22 +177,6 @@ class WeightsInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def weights_choice(weights: str | Path | None) -> tuple[str, str | Path | None]:
-    """Classify a ``weights`` value: ``('random', None)``, ``('pretrained', tag|None)``, ``('file', path)``."""
-    if weights is None:
-        return "random", None
-    if isinstance(weights, Path):
-        return "file", weights
-    text = str(weights).strip()
-    if text.lower() in {"random", "none", "scratch"}:
-        return "random", None
-    if text.lower() in {"pretrained", "default", "imagenet"}:
-        return "pretrained", None
-    if "/" in text or "\\" in text or text.lower().endswith(WEIGHT_SUFFIXES):
-        return "file", Path(text)
-    return "pretrained", text
 
 
 def file_sha256(path: Path) -> str:
@@ -573,24 +557,3 @@ _register(EfficientNetLiteBackbone(
     "efficientnet_lite0", "efficientnet-lite0", default_layer="pooled",
     layers={"pooled": _LITE_POOL, "avg_pool": _LITE_POOL, "feature_map": _LITE_MAP,
             "logits": vector("_fc", 1000, "ImageNet logits")}))
-
-
-def get_backbone(name: str, backend: str = "torch") -> Backbone:
-    """The registered backbone ``name`` (``backend='tensorflow'`` for the Keras catalogue)."""
-    if backend in ("tensorflow", "keras"):
-        from elliot_visual.extraction.keras_backend import KERAS_BACKBONES
-        from elliot_visual.registry import UnknownNameError
-
-        if name not in KERAS_BACKBONES:
-            raise UnknownNameError("Keras backbone", name, sorted(KERAS_BACKBONES))
-        return KERAS_BACKBONES[name]
-    return BACKBONES.get(name)
-
-
-def list_layers(name: str, backend: str = "torch") -> list[str]:
-    """Every layer a config may name for backbone ``name``: its aliases, then its FX node names."""
-    backbone = get_backbone(name, backend)
-    if backend in ("tensorflow", "keras"):
-        return list(backbone.layers)
-    model, _ = backbone.build(weights=None)
-    return list(backbone.layers) + backbone.node_names(model)

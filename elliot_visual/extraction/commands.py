@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from elliot_visual.extraction.config import ExtractionConfigError
+from elliot_visual.config.extraction import ExtractionConfigError
 
 
 def _experiment_blocks(config: str, section: str) -> tuple[list[dict[str, Any]], str, int, Path]:
@@ -81,7 +81,7 @@ def _run(argv: Sequence[str] | None, section: str, parser: argparse.ArgumentPars
          keys: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from elliot_visual.extraction.extract import run_extraction
+    from elliot_visual.extraction.blocks import run_extraction
 
     flags = _overrides(args, keys)
     try:

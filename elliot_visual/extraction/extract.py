@@ -46,10 +46,9 @@ from typing import Any
 import numpy as np
 
 from elliot_visual import storage
-from elliot_visual.extraction.backbones import (Layer, Preprocessing, WeightsInfo, WeightsNotFoundError,
-                                               get_backbone)
-from elliot_visual.extraction.config import (ExtractionConfig, ExtractionConfigError,
-                                             FinetuneConfig, parse_block)
+from elliot_visual.extraction.backbones import Layer, Preprocessing, WeightsInfo
+from elliot_visual.extraction.catalogue import get_backbone
+from elliot_visual.config.extraction import ExtractionConfig, ExtractionConfigError
 from elliot_visual.extraction.images import (ImageDataset, ImageRecord, collate_images,
                                              list_images)
 
@@ -58,8 +57,6 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MAX_WORKERS = 16
 BATCH_TIMEOUT_S = 600  # a loader worker stuck this long on one batch is an error, not a hang
-FEATURES_FILE, IDS_FILE, FAILED_FILE, METADATA_FILE = (
-    "features.npy", "item_ids.txt", "failed_images.tsv", "metadata.json")
 Extractor = Callable[[Any], dict[str, np.ndarray]]
 
 
@@ -72,21 +69,6 @@ class ExtractionResult:
     failed: list[tuple[str, str, str]] = field(default_factory=list)
     skipped: bool = False
     resumed_shards: int = 0
-
-
-def layer_folder(output: Path, network: str, layer: str) -> Path:
-    """``<output>/<network>/<layer>/`` (the study's ``data/<dataset>/features/<backbone>/<layer>/``)."""
-    safe = layer.replace(os.sep, "_")
-    return Path(output) / network / safe
-
-
-def pca_layer_name(layer: str, n_components: int) -> str:
-    return f"{layer}_pca{n_components}"
-
-
-def is_complete(folder: Path) -> bool:
-    """A layer folder is complete once its ``metadata.json`` exists (it is written last)."""
-    return (Path(folder) / METADATA_FILE).is_file()
 
 
 def resolve_workers(workers: int | None, gpu: bool = False) -> int:
@@ -247,25 +229,25 @@ def _assemble(job: FeatureJob, n_shards: int) -> ExtractionResult:
     for j, name in enumerate(names):
         folder = job.folders[name]
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / METADATA_FILE).unlink(missing_ok=True)
+        (folder / storage.METADATA_FILE).unlink(missing_ok=True)
         parts = [(s, _shard_paths(job.partial_dir, s, len(names))[2][j])
                  for s in range(n_shards) if shard_ids[s]]
         shape = tuple(np.load(parts[0][1], mmap_mode="r").shape[1:])
         if job.format == "matrix":
-            _stream_matrix(folder / FEATURES_FILE, [p for _, p in parts], len(ids), shape, dtype)
+            _stream_matrix(folder / storage.FEATURES_FILE, [p for _, p in parts], len(ids), shape, dtype)
         else:
             for s, path in parts:
                 block = np.load(path)
                 for item, row in zip(shard_ids[s], block):
                     storage.write_npy(folder / f"{_item_file_stem(item)}.npy", row.astype(dtype))
             _remove_stale_items(folder, ids)
-        storage.write_text(folder / IDS_FILE, "".join(f"{i}\n" for i in ids))
-        storage.write_text(folder / FAILED_FILE, failed_text)
+        storage.write_id_list(folder / storage.IDS_FILE, ids)
+        storage.write_text(folder / storage.FAILED_FILE, failed_text)
         layer = job.layers[name]
         meta = {**job.metadata, "layer": name, "node": layer.node, "shape": list(shape),
                 "layout": layout_of(shape), "dtype": job.dtype, "format": job.format,
                 "n_items": len(ids), "n_failed": len(failed)}
-        storage.write_json(folder / METADATA_FILE, meta)
+        storage.write_json(folder / storage.METADATA_FILE, meta)
         folders[name] = folder
         if job.pca is not None and len(shape) == 1:
             folders.update(_write_pca(job, name, [p for _, p in parts], ids, failed_text, meta))
@@ -276,7 +258,7 @@ def _remove_stale_items(folder: Path, ids: list[str]) -> None:
     """Drop ``<item>.npy`` files an earlier run left for items this run does not have."""
     keep = {f"{item}.npy" for item in ids}
     for path in folder.glob("*.npy"):
-        if path.name not in keep and path.name != FEATURES_FILE:
+        if path.name not in keep and path.name != storage.FEATURES_FILE:
             path.unlink()
 
 
@@ -315,19 +297,19 @@ def _write_pca(job: FeatureJob, name: str, parts: list[Path], ids: list[str], fa
             f"dimensions. Lower 'pca'.")
     pca = PCA(n_components=k, whiten=job.pca.whiten, svd_solver="full", random_state=job.seed)
     reduced = pca.fit_transform(matrix).astype(np.dtype(job.dtype))
-    pca_name = pca_layer_name(name, k)
+    pca_name = storage.pca_layer_name(name, k)
     folder = job.folders.get(pca_name) or job.folders[name].parent / pca_name
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / METADATA_FILE).unlink(missing_ok=True)
+    (folder / storage.METADATA_FILE).unlink(missing_ok=True)
     if job.format == "matrix":
-        storage.write_npy(folder / FEATURES_FILE, reduced)
+        storage.write_npy(folder / storage.FEATURES_FILE, reduced)
     else:
         for item, row in zip(ids, reduced):
             storage.write_npy(folder / f"{_item_file_stem(item)}.npy", row)
         _remove_stale_items(folder, ids)
-    storage.write_text(folder / IDS_FILE, "".join(f"{i}\n" for i in ids))
-    storage.write_text(folder / FAILED_FILE, failed_text)
-    storage.write_json(folder / METADATA_FILE, {
+    storage.write_id_list(folder / storage.IDS_FILE, ids)
+    storage.write_text(folder / storage.FAILED_FILE, failed_text)
+    storage.write_json(folder / storage.METADATA_FILE, {
         **meta, "layer": pca_name, "shape": [k], "layout": "vector",
         "pca": {"source_layer": name, "n_components": k, "whiten": job.pca.whiten,
                 "explained_variance_ratio": float(pca.explained_variance_ratio_.sum()),
@@ -388,11 +370,11 @@ def base_metadata(config: ExtractionConfig, preprocessing: Preprocessing, weight
 
 
 def output_folders(config: ExtractionConfig, layer_names: Sequence[str]) -> dict[str, Path]:
-    folders = {name: layer_folder(config.output, config.folder_name, name) for name in layer_names}
+    folders = {name: storage.feature_folder(config.output, config.folder_name, name) for name in layer_names}
     if config.pca is not None:
         for name in layer_names:
-            pca = pca_layer_name(name, config.pca.n_components)
-            folders[pca] = layer_folder(config.output, config.folder_name, pca)
+            pca = storage.pca_layer_name(name, config.pca.n_components)
+            folders[pca] = storage.feature_folder(config.output, config.folder_name, pca)
     return folders
 
 
@@ -405,14 +387,14 @@ def expected_folders(config: ExtractionConfig) -> dict[str, Path]:
         for name in names:
             declared = backbone.layers.get(name)
             if declared is not None and not declared.is_vector:
-                folders.pop(pca_layer_name(name, config.pca.n_components), None)
+                folders.pop(storage.pca_layer_name(name, config.pca.n_components), None)
     return folders
 
 
 def extract(config: ExtractionConfig) -> ExtractionResult:
     """Run one extraction block; a complete earlier output is kept unless ``overwrite: true``."""
     folders = expected_folders(config)
-    if not config.overwrite and all(is_complete(f) for f in folders.values()):
+    if not config.overwrite and all(storage.is_complete_feature_folder(f) for f in folders.values()):
         log.info("features of %s already extracted in %s", config.backbone,
                  next(iter(folders.values())).parent)
         return ExtractionResult(folders, skipped=True)
@@ -430,7 +412,7 @@ def extract(config: ExtractionConfig) -> ExtractionResult:
     job = FeatureJob(
         records=records, extractor=extractor, layers=layers, preprocessing=preprocessing,
         folders=output_folders(config, list(layers)),
-        partial_dir=Path(config.output) / config.folder_name / f".partial-{fingerprint[:16]}",
+        partial_dir=storage.network_folder(config.output, config.folder_name) / f".partial-{fingerprint[:16]}",
         metadata=metadata, batch_size=config.batch_size,
         workers=resolve_workers(config.workers, run.get("device", "cpu").startswith("cuda")),
         shard_size=config.shard_size, max_pixels=config.max_pixels, dtype=config.dtype,
@@ -439,65 +421,5 @@ def extract(config: ExtractionConfig) -> ExtractionResult:
     result = run_job(job)
     if result.failed:
         log.warning("%d image(s) could not be decoded; listed in %s", len(result.failed),
-                    next(iter(result.folders.values())) / FAILED_FILE)
+                    next(iter(result.folders.values())) / storage.FAILED_FILE)
     return result
-
-
-def is_finetune_block(block: Any) -> bool:
-    """A block with a ``metadata`` key (item metadata for the heads) is a fine-tuning block."""
-    raw = block.model_dump() if hasattr(block, "model_dump") else dict(block)
-    return "metadata" in raw
-
-
-def run_extraction(block: Any, base_dir: str | Path = ".", dataset: str | None = None,
-                   gpu: int | None = None) -> list[Path]:
-    """Validate and run one ``extraction:`` block (dict or ``schema.Extraction``); its folders.
-
-    Relative paths are anchored at ``base_dir`` (the config file's folder); ``{0}`` is
-    ``dataset``. A block with a ``metadata`` key fine-tunes first (:mod:`.finetune`).
-    """
-    if is_finetune_block(block):
-        from elliot_visual.extraction.finetune import finetune
-
-        config = parse_block(block, base_dir, dataset, gpu, kind=FinetuneConfig, where="finetune")
-        return list(finetune(config).folders.values())
-    config = parse_block(block, base_dir, dataset, gpu)
-    return list(extract(config).folders.values())
-
-
-def ensure_features(exp: Any) -> list[Path]:
-    """Run every ``extraction:`` block of an experiment whose features are missing; all folders.
-
-    Called by the experiment runner before loading side information: complete folders are
-    left alone, so this is cheap on every run after the first.
-    """
-    check_weights_present(exp)
-    base_dir = Path(exp.config_path).parent
-    folders: list[Path] = []
-    for position, block in enumerate(exp.extraction):
-        try:
-            folders.extend(run_extraction(block, base_dir, exp.dataset, exp.gpu))
-        except ExtractionConfigError as error:
-            raise ExtractionConfigError(f"extraction[{position}]: {error}") from None
-    return folders
-
-
-def check_weights_present(exp: Any) -> None:
-    """Stop before any extraction when a block still to run lacks its weights, naming every missing
-    file and where to put it (one error for all blocks, not one per run after hours of work)."""
-    base_dir = Path(exp.config_path).parent
-    problems: list[str] = []
-    for position, block in enumerate(exp.extraction):
-        if is_finetune_block(block):
-            continue  # fine-tuning checks its backbone itself
-        try:
-            config = parse_block(block, base_dir, exp.dataset, exp.gpu)
-        except ExtractionConfigError as error:
-            raise ExtractionConfigError(f"extraction[{position}]: {error}") from None
-        if not config.overwrite and all(is_complete(f) for f in expected_folders(config).values()):
-            continue
-        missing = get_backbone(config.backbone, config.backend).missing_weights(config.weights)
-        if missing:
-            problems.append(f"extraction[{position}] ({config.backbone}): {missing}")
-    if problems:
-        raise WeightsNotFoundError("\n".join(problems))

@@ -4,10 +4,13 @@ The network is ``backbone -> pooled features -> shared = ReLU(W x + b)`` (``shar
 default) followed by one head per task read from an item-metadata TSV: a linear classifier
 trained with cross-entropy for a categorical column, a linear regressor trained with L1 on the
 standardised value for a numeric one; the loss is the weighted sum over tasks (missing values are
-left out of their task). Adam, early stopping on the validation loss (``patience``, default 5)
-restoring the best epoch. ``shallow`` trains the shared layer and the heads on frozen backbone
-features (computed once, so an epoch costs almost nothing); ``deep`` trains through the backbone
-too (its last ``deep_blocks`` blocks, or all of it), with batch-norm statistics frozen.
+left out of their task). The network (:class:`FinetuneNetwork`) is trained by the package's one
+training loop (:func:`elliot_visual.training.loop.run_epochs`) through its hooks: the trainable
+parameters, Adam with one parameter group per learning rate, early stopping once ``patience``
+epochs (default 5) passed without a lower validation loss, the best epoch restored.
+``shallow`` trains the shared layer and the heads on frozen backbone features (computed once,
+so an epoch costs almost nothing); ``deep`` trains through the backbone too (its last
+``deep_blocks`` blocks, or all of it), with batch-norm statistics frozen.
 The shared layer's activations of every image are then written exactly like an extraction
 (:mod:`.extract`), as layer ``shared`` of the network ``<backbone>_finetuned_<mode>``.
 
@@ -17,8 +20,8 @@ in memory as uint8 (3 * crop^2 bytes each, 150 kB at 224 px).
 """
 from __future__ import annotations
 
-import copy
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,14 +31,16 @@ import torch
 from torch import nn
 
 from elliot_visual import storage
-from elliot_visual.extraction.backbones import Layer, get_backbone
-from elliot_visual.extraction.config import ExtractionConfigError, FinetuneConfig
+from elliot_visual.extraction.backbones import Layer
+from elliot_visual.extraction.catalogue import get_backbone
+from elliot_visual.config.extraction import ExtractionConfigError, FinetuneConfig
 from elliot_visual.extraction.extract import (ExtractionResult, FeatureJob, base_metadata,
-                                              is_complete, job_fingerprint, output_folders,
-                                              resolve_workers, run_job)
+                                              job_fingerprint, output_folders, resolve_workers, run_job)
 from elliot_visual.extraction.images import ImageDataset, ImageRecord, collate_images, list_images
 from elliot_visual.extraction.taps import (TapModule, TorchExtractor, autocast_context,
                                           autocast_dtype, resolve_device)
+from elliot_visual.storage import is_complete_feature_folder
+from elliot_visual.training.loop import TrainingConfig, run_epochs
 
 log = logging.getLogger(__name__)
 SHARED_LAYER = "shared"
@@ -161,6 +166,93 @@ class SharedExtractor(nn.Module):
         return {SHARED_LAYER: self.shared(self.taps(images)[self.pooled])}
 
 
+@dataclass(frozen=True)
+class Rows:
+    """A batch of fine-tuning rows: positions into the decoded labelled images (kept on the CPU)."""
+
+    positions: torch.Tensor
+
+    def to(self, device: torch.device) -> "Rows":
+        return self  # the network moves what it reads from these rows
+
+
+class RowSampler:
+    """Seeded shuffled batches of train rows, one permutation per epoch (``torch.Generator``)."""
+
+    def __init__(self, rows: torch.Tensor, batch_size: int, seed: int) -> None:
+        self.rows, self.batch_size = rows, batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def epoch(self) -> Iterator[Rows]:
+        for batch in _batches(len(self.rows), self.batch_size, self.generator):
+            yield Rows(self.rows[batch])
+
+
+class FinetuneNetwork(nn.Module):
+    """Backbone taps -> shared layer -> task heads, with the training loop's hooks.
+
+    ``trainable_parameters`` (the heads and shared layer, plus the chosen backbone blocks in
+    ``deep`` mode) and ``configure_optimizer`` (Adam, one parameter group per learning rate:
+    ``lr`` for the head, ``backbone_lr`` for the blocks) are what the loop asks for; ``train``
+    keeps the backbone in eval mode so its batch-norm statistics stay frozen.
+    """
+
+    def __init__(self, taps: TapModule, pooled: str, head: SharedHead, tasks: list[Task],
+                 targets: list[torch.Tensor], pixels: torch.Tensor, tuned_blocks: list[nn.Module],
+                 config: FinetuneConfig, device: torch.device) -> None:
+        super().__init__()
+        self.taps, self.head, self.pooled = taps, head, pooled
+        self.tasks, self.targets, self.pixels = tasks, targets, pixels
+        self.tuned = [p for block in tuned_blocks for p in block.parameters()]
+        self.lr, self.backbone_lr = config.lr, config.backbone_lr
+        self.amp = autocast_dtype(config.precision, device)
+        self._device = device
+        self.frozen_features: torch.Tensor | None = None
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [*self.head.parameters(), *self.tuned]
+
+    def configure_optimizer(self) -> torch.optim.Optimizer:
+        groups = [{"params": list(self.head.parameters()), "lr": self.lr}]
+        if self.tuned:
+            groups.append({"params": self.tuned, "lr": self.backbone_lr})
+        return torch.optim.Adam(groups)
+
+    def train(self, mode: bool = True) -> "FinetuneNetwork":
+        self.training = mode
+        self.head.train(mode)
+        self.taps.eval()
+        return self
+
+    def pooled_of(self, images: torch.Tensor) -> torch.Tensor:
+        with autocast_context(self._device, self.amp):
+            return self.taps(images.to(self._device))[self.pooled].float()
+
+    def freeze_backbone_features(self, batch_size: int) -> None:
+        """``shallow``: compute the backbone's features of every image once; epochs then skip it."""
+        with torch.inference_mode():
+            self.frozen_features = torch.cat([self.pooled_of(self.pixels[b]).cpu()
+                                              for b in _batches(len(self.pixels), batch_size, None)])
+
+    def loss(self, batch: Rows) -> torch.Tensor:
+        """Weighted sum of the task losses over the rows' labelled values."""
+        positions = batch.positions
+        inputs = (self.frozen_features[positions].to(self._device) if self.frozen_features is not None
+                  else self.pooled_of(self.pixels[positions]))
+        total = torch.zeros((), device=self._device)
+        for task, output, target in zip(self.tasks, self.head(inputs), self.targets):
+            value = task.loss(output.float(), target[positions].to(self._device))
+            if value is not None:
+                total = total + task.weight * value
+        return total
+
+
+def _no_gain_for(observed: list[float], patience: int) -> bool:
+    """Stop once ``patience`` validations have passed since the best one (higher is better)."""
+    best = max(range(len(observed)), key=lambda i: (observed[i], -i))
+    return best != len(observed) - 1 and len(observed) - 1 - best >= patience
+
+
 def backbone_blocks(taps: TapModule) -> list[nn.Module]:
     """The traced network's blocks in execution order: top-level modules, containers opened once."""
     blocks = []
@@ -200,7 +292,7 @@ def _batches(n: int, size: int, generator: torch.Generator | None) -> list[torch
 def finetune(config: FinetuneConfig) -> ExtractionResult:
     """Fine-tune as configured, save the network, and write the shared layer's features."""
     folders = output_folders(config, [SHARED_LAYER])
-    if not config.overwrite and all(is_complete(f) for f in folders.values()):
+    if not config.overwrite and all(is_complete_feature_folder(f) for f in folders.values()):
         return ExtractionResult(folders, skipped=True)
     if config.backend != "torch":
         raise ExtractionConfigError("finetune key 'backend': fine-tuning needs backend: torch")
@@ -236,78 +328,34 @@ def finetune(config: FinetuneConfig) -> ExtractionResult:
         raise ExtractionConfigError(f"finetune key 'layers': '{pooled_name}' gives per-image shape "
                                     f"{tuple(probe.shape[1:])}; the shared layer needs a vector "
                                     f"layer such as 'pooled'")
-    in_dim = int(probe.shape[1])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        head = SharedHead(in_dim, config.shared_dim, tasks).to(device)
-    for parameter in taps.parameters():
-        parameter.requires_grad_(False)
-    groups = [{"params": list(head.parameters()), "lr": config.lr}]
-    if config.mode == "deep":
-        blocks = backbone_blocks(taps)
-        chosen = blocks if config.deep_blocks is None else blocks[-config.deep_blocks:]
-        tuned = [p for block in chosen for p in block.parameters()]
-        for parameter in tuned:
-            parameter.requires_grad_(True)
-        groups.append({"params": tuned, "lr": config.backbone_lr})
-    optimizer = torch.optim.Adam(groups)
-    amp = autocast_dtype(config.precision, device)
-
-    def pooled_of(images: torch.Tensor) -> torch.Tensor:
-        with autocast_context(device, amp):
-            return taps(images.to(device))[pooled_name].float()
-
-    frozen_features = None
+        head = SharedHead(int(probe.shape[1]), config.shared_dim, tasks).to(device)
+    blocks = backbone_blocks(taps) if config.mode == "deep" else []
+    tuned = blocks if config.deep_blocks is None else blocks[-config.deep_blocks:]
+    network = FinetuneNetwork(taps, pooled_name, head, tasks, targets, pixels, tuned, config, device)
     if config.mode == "shallow":
-        with torch.inference_mode():
-            frozen_features = torch.cat([pooled_of(pixels[b]).cpu()
-                                         for b in _batches(len(ids), config.batch_size, None)])
+        network.freeze_backbone_features(config.batch_size)
 
-    def inputs(positions: torch.Tensor) -> torch.Tensor:
-        if frozen_features is not None:
-            return frozen_features[positions].to(device)
-        return pooled_of(pixels[positions])
+    val_idx = torch.as_tensor(val_pos)
 
-    def batch_loss(positions: torch.Tensor) -> torch.Tensor:
-        outputs = head(inputs(positions))
-        total = torch.zeros((), device=device)
-        for task, output, target in zip(tasks, outputs, targets):
-            value = task.loss(output.float(), target[positions].to(device))
-            if value is not None:
-                total = total + task.weight * value
-        return total
+    def validation_loss(net: "FinetuneNetwork") -> float:
+        parts = [(net.loss(Rows(val_idx[b])).item(), len(b))
+                 for b in _batches(len(val_idx), config.batch_size, None)]
+        value = sum(v * n for v, n in parts) / len(val_idx)
+        log.info("finetune: validation loss %.5f", value)
+        return -value  # the loop keeps the highest value
 
-    generator = torch.Generator().manual_seed(config.seed)
-    train_idx, val_idx = torch.as_tensor(train_pos), torch.as_tensor(val_pos)
-    best = (float("inf"), -1, None)
-    history = []
-    for epoch in range(config.epochs):
-        head.train()
-        for batch in _batches(len(train_idx), config.train_batch_size, generator):
-            optimizer.zero_grad(set_to_none=True)
-            loss = batch_loss(train_idx[batch])
-            loss.backward()
-            optimizer.step()
-        head.eval()
-        with torch.no_grad():
-            parts = [(batch_loss(val_idx[b]).item(), len(b))
-                     for b in _batches(len(val_idx), config.batch_size, None)]
-        val_loss = sum(v * n for v, n in parts) / len(val_idx)
-        history.append(val_loss)
-        log.info("finetune epoch %d: validation loss %.5f", epoch + 1, val_loss)
-        if val_loss < best[0]:
-            state = {"head": copy.deepcopy(head.state_dict()),
-                     "taps": copy.deepcopy(taps.state_dict()) if config.mode == "deep" else None}
-            best = (val_loss, epoch, state)
-        elif epoch - best[1] >= config.patience:
-            break
-    head.load_state_dict(best[2]["head"])
-    if best[2]["taps"] is not None:
-        taps.load_state_dict(best[2]["taps"])
-    for parameter in list(taps.parameters()) + list(head.parameters()):
-        parameter.requires_grad_(False)
+    training = TrainingConfig(device=device, amp=False, progress=config.progress,
+                              description=f"finetune {config.folder_name}",
+                              stop_rule=lambda observed: _no_gain_for(observed, config.patience))
+    result = run_epochs(network, RowSampler(torch.as_tensor(train_pos), config.train_batch_size, config.seed),
+                        config.epochs, training, validation_loss)
+    network.requires_grad_(False)
+    history = [-r.validation for r in result.validations]
+    best = (-float(result.best_value), int(result.best_epoch) - 1)
 
-    network_dir = Path(config.output) / config.folder_name
+    network_dir = storage.network_folder(config.output, config.folder_name)
     with storage.atomic_write(network_dir / CHECKPOINT_FILE, "wb") as handle:
         torch.save({"head": head.state_dict(), "taps": taps.state_dict(),
                     "tasks": [t.describe() for t in tasks], "backbone": backbone.name}, handle)

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold (about 0.25 GiB RGB)
+from elliot_visual.config.extraction import DEFAULT_MAX_PIXELS
+
 TSV_HEADER_NAMES = {"path", "image", "image_path", "file", "filename", "img"}
 
 

@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from elliot_visual.config.weights import weights_choice
 from elliot_visual.extraction.backbones import (Backbone, BackendNotInstalledError, Layer,
                                                 Preprocessing, UnknownLayerError, WeightsInfo,
-                                                WeightsNotFoundError, file_sha256, regions, vector,
-                                                weights_choice)
+                                                WeightsNotFoundError, file_sha256, regions, vector)
+from elliot_visual.registry import KERAS_BACKBONES
 
 KERAS_URL = "https://storage.googleapis.com/tensorflow/keras-applications"
 INSTALL_HINT = ("backend: tensorflow needs TensorFlow, which is not installed: "
@@ -81,7 +82,8 @@ def _keras(name: str, app_class: str, module: str, size: int, side: int, channel
                          input_size=size, notop_file=notop, top_file=top, url_folder=url_folder)
 
 
-KERAS_BACKBONES: dict[str, KerasBackbone] = {b.name: b for b in [
+# The Keras catalogue, registered under the names the torch backbones use (``backend: tensorflow``).
+for _backbone in [
     _keras("resnet50", "ResNet50", "resnet50", 224, 7, 2048,
            "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", "resnet",
            extra={"conv5_block3_out": regions("feature_map", 7, 2048, None, "last block")}),
@@ -106,7 +108,8 @@ KERAS_BACKBONES: dict[str, KerasBackbone] = {b.name: b for b in [
            "nasnet"),
     _keras("efficientnet_b0", "EfficientNetB0", "efficientnet", 224, 7, 1280,
            "efficientnetb0_notop.h5", "https://storage.googleapis.com/keras-applications"),
-]}
+]:
+    KERAS_BACKBONES.register(_backbone.name, _backbone)
 
 
 class KerasExtractor:

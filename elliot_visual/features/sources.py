@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from elliot_visual.storage import FEATURES_FILE, IDS_FILE
+
 log = logging.getLogger(__name__)
 
 KINDS = ("visual_features", "visual_pca_features", "visual_feat_map_features", "images", "item_categories")
-MATRIX_FILE = "features.npy"
-ID_LIST_FILE = "item_ids.txt"
 
 
 class FeatureError(ValueError):
@@ -158,10 +158,10 @@ def open_array_source(kind: str, path: Path, item_mapping: Path | None = None, i
                       transform: Transform = _identity) -> FeatureSource:
     """The source for ``path`` in any accepted layout (see the module docstring)."""
     path = Path(path)
-    if path.is_dir() and (path / MATRIX_FILE).is_file():
-        ids_file = item_ids_file or path / ID_LIST_FILE
-        return ArraySource(kind, read_id_list(ids_file), np.load(path / MATRIX_FILE, mmap_mode="r"),
-                           str(path / MATRIX_FILE), transform)
+    if path.is_dir() and (path / FEATURES_FILE).is_file():
+        ids_file = item_ids_file or path / IDS_FILE
+        return ArraySource(kind, read_id_list(ids_file), np.load(path / FEATURES_FILE, mmap_mode="r"),
+                           str(path / FEATURES_FILE), transform)
     if path.is_dir():
         names = {p.stem: p.name for p in path.iterdir() if p.suffix == ".npy" and not p.name.startswith(".")}
         if item_mapping is not None:
@@ -174,7 +174,7 @@ def open_array_source(kind: str, path: Path, item_mapping: Path | None = None, i
             files = names
         if not files:
             raise FeatureError(f"{path}: no .npy feature files found; expected one '<item id>.npy' per item or "
-                               f"'{MATRIX_FILE}' with '{ID_LIST_FILE}'")
+                               f"'{FEATURES_FILE}' with '{IDS_FILE}'")
         return PerItemFileSource(kind, path, files, transform)
     if path.is_file() and path.suffix == ".npy":
         ids_file = item_ids_file or _id_list_beside(path)
@@ -188,7 +188,7 @@ def open_array_source(kind: str, path: Path, item_mapping: Path | None = None, i
 def _id_list_beside(path: Path) -> Path:
     """``<stem>_item_ids.txt`` or ``item_ids.txt`` next to a matrix file."""
     named = path.with_name(f"{path.stem}_item_ids.txt")
-    return named if named.is_file() else path.with_name(ID_LIST_FILE)
+    return named if named.is_file() else path.with_name(IDS_FILE)
 
 
 def as_float32(values: np.ndarray) -> np.ndarray:

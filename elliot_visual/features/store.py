@@ -2,7 +2,7 @@
 
 The runner does, per split::
 
-    store, data = load_side_information(exp.data_config.side_information, data)
+    store, data = load_side_information(exp.data.config.side_information, data)
     tensors = store.tensors_for(VBPR, "resnet50")    # {"visual_features": (n_items, F) tensor}
 
 ``data_config.side_information`` entries each name a registered loader (``dataloader``) and a
@@ -38,7 +38,7 @@ from elliot_visual.features.sources import FeatureError, FeatureSource, MissingF
 from elliot_visual.registry import FEATURE_LOADERS, closest_match
 
 if TYPE_CHECKING:
-    from elliot_visual.config.schema import Experiment
+    from elliot_visual.config.schema import DataSection
 
 log = logging.getLogger(__name__)
 
@@ -276,17 +276,17 @@ class SplitFeatures:
         return self.store(data).tensors_for(model_cls, loader)
 
 
-def side_information_provider(exp: "Experiment", folds: list[list[Interactions]],
+def side_information_provider(section: "DataSection", folds: list[list[Interactions]],
                               train_items_only_pca: bool = True) -> tuple[list[list[Interactions]], SplitFeatures]:
     """The runner's entry: align every fold's catalogue to the side information, and the features per split.
 
     Loaders are opened once; each fold gets its own store (PCA is fitted on that fold's train items).
     """
-    entries = exp.data_config.side_information
+    entries = section.config.side_information
     if not entries:
         return folds, SplitFeatures({}, train_items_only_pca)
-    namespaces = open_side_information(entries, Path(exp.config_path).parent, exp.dataset)
-    drop = exp.data_config.drop_items_without_features
-    cold = getattr(exp.data_config, "cold_items", "held_out")
+    namespaces = open_side_information(entries, section.base_dir, section.dataset)
+    drop = section.config.drop_items_without_features
+    cold = getattr(section.config, "cold_items", "held_out")
     aligned = [[align_catalogue(namespaces, data, drop, cold) for data in inner] for inner in folds]
     return aligned, SplitFeatures(namespaces, train_items_only_pca)

@@ -11,10 +11,6 @@ from elliot_visual.data.samplers import Triples
 from elliot_visual.models.base import IntTuple, PairwiseParams, Recommender, hp, register_model
 from elliot_visual.models.pairwise import Real, bpr_loss, glorot, l2
 
-# Upper bound on the (users x items x regions x units) attention tensor built at once when scoring.
-SCORE_BUDGET = 1 << 25
-
-
 @register_model("ACF")
 class ACF(Recommender):
     """x_ui = <u_i + Σ_{l∈R(u)} α(u,l) p_l, v_i>  (eq. 1 of the paper) with two attentions:
@@ -149,16 +145,17 @@ class ACF(Recommender):
         factors[cold_idx] = (weights.unsqueeze(-1) * self.Gi[neighbours]).sum(1)
         return factors
 
-    def score(self, users: Tensor) -> Tensor:
-        """(len(users), n_items); users are taken in chunks of at most ~SCORE_BUDGET attention elements."""
-        if not len(users):
-            return self.Gu[:0] @ self.item_factors().T
+    def item_representation(self, items: slice) -> Tensor:
+        """(len(items), factors): v_i, cold items imputed (see :meth:`item_factors`)."""
+        return self.item_factors()[items]
+
+    def score_items(self, users: Tensor, items: Tensor) -> Tensor:
+        return self.user_representation(users) @ items.T
+
+    def score_cost(self, users: Tensor) -> Tensor:
+        """Attention elements per user: her (user, train item) pairs x regions x attention width."""
         width = self.feature_maps.shape[1] * max(self.params.layers_component[0], self.params.layers_item[0])
-        pairs = (self.positives[users] >= 0).sum(1).clamp(min=1)
-        chunk_of = (torch.cumsum(pairs, 0) - pairs) // max(1, SCORE_BUDGET // width)  # consecutive users share one
-        sizes = torch.unique_consecutive(chunk_of, return_counts=True)[1].tolist()
-        users_repr = torch.cat([self.user_representation(part) for part in users.split(sizes)])
-        return users_repr @ self.item_factors().T
+        return (self.positives[users] >= 0).sum(1).clamp(min=1) * width
 
 
 def _softmax_per_owner(logits: Tensor, owner: Tensor, n_owners: int) -> Tensor:

@@ -3,9 +3,10 @@
 A model declares ``Params`` (a :class:`HyperParams` subclass built with :func:`hp`), which gives
 the validated parameters, the search space and the report name (``VBPR_seed=42_e=20_bs=256_...``,
 formed as Elliot forms it), and the tasks it serves (``ranking``, ``sampled``, ``multilabel``:
-``evaluation/tasks``). It implements ``score(users[, at])`` (ranking tasks) or ``predict(batch)``
-(the multilabel task), and either ``loss(batch)`` (gradient models, trained by the one loop in
-``training/`` on the batches of its ``sampler``) or ``fit(data)`` (closed-form models).
+``evaluation/tasks``). It implements ``score(users[, at])`` (ranking tasks; or its item and user
+sides, see :meth:`Recommender.item_representation`) or ``predict(batch)`` (the multilabel task),
+and either ``loss(batch)`` (gradient models, trained by the one loop in ``training/`` on the
+batches of its ``sampler``) or ``fit(data)`` (closed-form models).
 Constructors do no work beyond building parameters: they receive the params, the sizes and the
 feature tensors named in ``needs``, never a config or a data object to dig into. Which feature set
 fills ``needs`` is bound in the model's config entry (``loader``), not a hyperparameter.
@@ -145,13 +146,6 @@ class Recommender(nn.Module):
 
     # --- the interface -------------------------------------------------------------------
 
-    def train(self, mode: bool = True) -> "Recommender":
-        """Switch mode, dropping values cached from the weights (``WeightsCache``): they are about to
-        change, or just did (fused optimisers update in place without bumping tensor versions)."""
-        for cache in self.__dict__.get("_weight_caches", ()):
-            cache.clear()
-        return super().train(mode)
-
     def configure_optimizer(self) -> torch.optim.Optimizer:
         """Adam at ``params.lr`` as Elliot's models use (fused kernel where available); override for others."""
         return fused_adam(self, float(getattr(self.params, "lr", 1e-3)))
@@ -160,12 +154,44 @@ class Recommender(nn.Module):
         """Scores for every catalogue item, shape (len(users), n_items); higher ranks first.
 
         ``at`` (len(users),) float64 unix seconds: the time of the event being ranked, passed only
-        to models with ``uses_time`` (NaN where unknown)."""
-        raise NotImplementedError
+        to models with ``uses_time`` (NaN where unknown). A model with an item side
+        (``item_representation``) scores through ``score_items``; evaluation then computes that
+        item side once per evaluation, in blocks, and reuses it.
+        """
+        if not self.has_item_representation():
+            raise NotImplementedError
+        items = self.item_representation(slice(0, self.n_items))
+        return self.score_items(users, items, at=at) if self.uses_time else self.score_items(users, items)
 
     def predict(self, batch: Any) -> Tensor:
         """Label scores of a batch of user sets, shape (B, D) (the multilabel task); higher first."""
         raise NotImplementedError
+
+    # --- the scoring seam evaluation uses (optional) ----------------------------------------
+
+    def item_representation(self, items: slice) -> Tensor:
+        """(len(items), d) item side of the score, a pure function of the weights and features
+        (a temporal model may add leading axes, e.g. (time_epochs, len(items), d): the item axis
+        is always the second to last).
+
+        Evaluation (``evaluation.scoring``) computes it in blocks of ``params.batch_eval`` items
+        (Elliot's key; all items in one block when the model declares none), once per evaluation,
+        and passes the concatenation to :meth:`score_items` for every batch of users.
+        """
+        raise NotImplementedError
+
+    def score_items(self, users: Tensor, items: Tensor) -> Tensor:
+        """(len(users), n_items) scores from ``items`` = ``item_representation`` of every item;
+        a model with ``uses_time`` also receives ``at`` (its users' event times)."""
+        raise NotImplementedError
+
+    def score_cost(self, users: Tensor) -> Tensor | None:
+        """(len(users),) elements each user's scoring materialises at once, when that is large.
+
+        Evaluation splits a batch of users into consecutive chunks within its memory budget.
+        None (the default) means a batch is scored at once.
+        """
+        return None
 
     def loss(self, batch: Any) -> Tensor:
         """Scalar training loss of one batch (gradient models); the training loop steps on it."""
@@ -184,6 +210,11 @@ class Recommender(nn.Module):
         under ``torch.no_grad()``; e.g. TVBPR re-segments its time epochs here. Default: nothing."""
 
     # --- derived ---------------------------------------------------------------------------
+    @classmethod
+    def has_item_representation(cls) -> bool:
+        """True when the model exposes its item side (``item_representation`` + ``score_items``)."""
+        return cls.item_representation is not Recommender.item_representation
+
     @classmethod
     def is_gradient_model(cls) -> bool:
         """True when the model trains through ``loss`` (the shared loop), False for ``fit``."""
@@ -223,8 +254,11 @@ def register_model(name: str) -> Callable[[M], M]:
         if not cls.tasks:
             raise TypeError(f"model {name} must declare the tasks it serves")
         ranks = any(task != "multilabel" for task in cls.tasks)
-        if ranks and cls.score is Recommender.score:
-            raise TypeError(f"model {name} serves {', '.join(cls.tasks)} and must implement score(users)")
+        if ranks and cls.score is Recommender.score and not cls.has_item_representation():
+            raise TypeError(f"model {name} serves {', '.join(cls.tasks)} and must implement score(users), "
+                            "or item_representation(items) and score_items(users, items)")
+        if cls.has_item_representation() and cls.score_items is Recommender.score_items:
+            raise TypeError(f"model {name} implements item_representation, so it must implement score_items")
         if "multilabel" in cls.tasks and cls.predict is Recommender.predict:
             raise TypeError(f"model {name} serves multilabel and must implement predict(batch)")
         has_loss = cls.loss is not Recommender.loss

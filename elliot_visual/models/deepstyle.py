@@ -8,7 +8,7 @@ from torch import Tensor
 
 from elliot_visual.data.samplers import Triples
 from elliot_visual.models.base import PairwiseParams, Recommender, hp, register_model
-from elliot_visual.models.pairwise import Real, WeightsCache, bpr_loss, glorot, item_blocks, l2
+from elliot_visual.models.pairwise import Real, bpr_loss, glorot, l2
 
 
 @register_model("DeepStyle")
@@ -58,7 +58,6 @@ class DeepStyle(Recommender):
         self.Gi = glorot(n_items, params.factors)
         self.Li = glorot(n_latent, params.factors)
         self.E = glorot(feats.shape[1], params.factors)
-        self._items = WeightsCache(self)
 
     def loss(self, batch: Triples) -> Tensor:
         u, i, j = batch.users, batch.pos, batch.neg
@@ -68,14 +67,9 @@ class DeepStyle(Recommender):
         x_uij = (pu * (style_diff - (li - lj) + (qi - qj))).sum(1)
         return bpr_loss(x_uij) + self.params.l_w * l2(pu, qi, qj, li, lj)
 
-    def item_representation(self) -> Tensor:
-        """(n_items, factors): E f_i − l_i + q_i, computed in item blocks."""
-        return self._items.get(self, [self.Gi, self.E, self.Li, self.features], self._item_representation)
+    def item_representation(self, items: slice) -> Tensor:
+        """(len(items), factors): E f_i − l_i + q_i."""
+        return self.features[items] @ self.E - self.Li[self.category[items]] + self.Gi[items]
 
-    def _item_representation(self) -> Tensor:
-        block = int(self.params.batch_eval)
-        style = torch.cat([self.features[s:s + block] @ self.E for s in item_blocks(self.n_items, block)])
-        return style - self.Li[self.category] + self.Gi
-
-    def score(self, users: Tensor) -> Tensor:
-        return self.Gu[users] @ self.item_representation().T
+    def score_items(self, users: Tensor, items: Tensor) -> Tensor:
+        return self.Gu[users] @ items.T

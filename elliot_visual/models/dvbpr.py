@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from elliot_visual.data.samplers import Triples
 from elliot_visual.models.base import IntTuple, PairwiseParams, Recommender, hp, register_model
-from elliot_visual.models.pairwise import Real, SeededDropout, WeightsCache, bpr_loss, glorot, l2
+from elliot_visual.models.pairwise import Real, SeededDropout, bpr_loss, glorot, l2
 
 
 @register_model("DVBPR")
@@ -28,8 +28,8 @@ class DVBPR(Recommender):
     Σ softplus(−x_uij) + lambda_1/2 ‖θ_u‖² + lambda_2/2 Σ ‖W‖² over the CNN's non-bias weights.
 
     GPU-aware: images stay on the model's device as uint8 (a quarter of float32), only the batch is
-    widened; scoring embeds every item once per weight version (cached) in blocks of
-    ``batch_eval`` images, with dropout off. Deviation from the paper: Adam, as in Elliot.
+    widened; the item side of a score is Φ(X_i) with dropout off, which evaluation embeds once
+    per evaluation in blocks of ``batch_eval`` images. Deviation from the paper: Adam, as in Elliot.
 
     YAML::
 
@@ -82,7 +82,6 @@ class DVBPR(Recommender):
         self.fc = nn.ModuleList([nn.Linear(flat, params.fc_units), nn.Linear(params.fc_units, params.fc_units),
                                  nn.Linear(params.fc_units, params.factors)])
         self._dropout = SeededDropout(params.seed)
-        self._items = WeightsCache(self)
 
     def embed(self, images: Tensor, dropout: bool) -> Tensor:
         """Φ(X): (n, 3, H, W) uint8 images -> (n, factors) item embeddings."""
@@ -105,18 +104,9 @@ class DVBPR(Recommender):
         x_uij = (theta * (embedded[:len(i)] - embedded[len(i):])).sum(1)
         return bpr_loss(x_uij) + self.params.lambda_1 * l2(theta) + self.params.lambda_2 * l2(*self.cnn_weights())
 
-    def item_embeddings(self) -> Tensor:
-        """(n_items, factors) Φ of every item, dropout off; recomputed only after the weights change."""
-        block = int(self.params.batch_eval)
+    def item_representation(self, items: slice) -> Tensor:
+        """(len(items), factors) Φ(X_i) of the items, dropout off."""
+        return self.embed(self.images[items], dropout=False)
 
-        def embed_all() -> Tensor:
-            return torch.cat([self.embed(self.images[s:s + block], dropout=False) for s in range(0, self.n_items, block)])
-
-        weights = [*self.conv.parameters(), *self.fc.parameters()]
-        if torch.is_grad_enabled():
-            with torch.no_grad():
-                return self._items.get(self, weights, embed_all)
-        return self._items.get(self, weights, embed_all)
-
-    def score(self, users: Tensor) -> Tensor:
-        return self.Tu[users] @ self.item_embeddings().to(self.Tu.dtype).T
+    def score_items(self, users: Tensor, items: Tensor) -> Tensor:
+        return self.Tu[users] @ items.to(self.Tu.dtype).T

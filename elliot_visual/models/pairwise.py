@@ -7,8 +7,6 @@ which also initialises 1-D tensors (biases) with fan_in = fan_out = size, unlike
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 
@@ -42,10 +40,6 @@ def glorot(*shape: int) -> torch.nn.Parameter:
     return torch.nn.Parameter(glorot_(torch.empty(*shape)))
 
 
-def item_blocks(n_items: int, block: int) -> range:
-    """Starts of the item blocks used when scoring all items (bounds peak memory)."""
-    return range(0, n_items, max(1, block))
-
 # A hyperparameter number kept as written, so a model name prints ``l_b=0`` (not ``0$0``) as Elliot does.
 Real = int | float
 
@@ -66,34 +60,3 @@ class SeededDropout:
             generator = self._generators[x.device] = torch.Generator(device=x.device).manual_seed(self.seed)
         keep = torch.rand(x.shape, generator=generator, device=x.device) >= rate
         return x * keep / (1.0 - rate)
-
-
-class WeightsCache:
-    """A value derived from a model's weights (e.g. every item's projected features), reused between
-    the scoring calls of one evaluation instead of being recomputed for every batch of users.
-
-    Valid only while the model is in eval mode and its weights are untouched: it is cleared when the
-    model switches mode or loads a state dict (fused optimisers update weights in place without
-    bumping tensor versions, so versions alone cannot tell), and keyed on the tensors' versions and
-    storage for in-place edits outside an optimiser. Nothing is cached in training mode or with
-    autograd on, so a cached graph is never backpropagated twice.
-    """
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        self._key: tuple | None = None
-        self._value: Tensor | None = None
-        module.register_load_state_dict_post_hook(lambda *_: self.clear())
-        # Recommender.train() clears every cache registered here when the mode switches.
-        module.__dict__.setdefault("_weight_caches", []).append(self)
-
-    def clear(self) -> None:
-        self._key, self._value = None, None
-
-    def get(self, module: torch.nn.Module, tensors: list[Tensor], compute: Callable[[], Tensor]) -> Tensor:
-        if torch.is_grad_enabled() or module.training:
-            return compute()
-        key = (torch.is_inference_mode_enabled(), torch.is_autocast_enabled(),
-               *((t.data_ptr(), t._version, t.device) for t in tensors))
-        if key != self._key:
-            self._value, self._key = compute(), key
-        return self._value

@@ -15,7 +15,7 @@ from elliot_visual.data.interactions import Interactions
 from elliot_visual.data.negatives import draw_negatives, excluded_items
 from elliot_visual.data.samplers import Triples
 from elliot_visual.models.base import PairwiseParams, Recommender, hp, register_model
-from elliot_visual.models.pairwise import Real, WeightsCache, bpr_loss, glorot, l2
+from elliot_visual.models.pairwise import Real, bpr_loss, glorot, l2
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,6 @@ class TVBPR(Recommender):
         self.DE = nn.Parameter(torch.zeros(n_epochs, n_feats, kd))    # ΔE(t), stored (F, K') per epoch
         self.Bt = nn.Parameter(torch.zeros(n_epochs, n_feats))        # b(t) - 1
         self.DBp = nn.Parameter(torch.zeros(n_epochs, n_feats))       # Δβ′(t)
-        self._items = WeightsCache(self)
         self._validation_pairs: tuple[Tensor, ...] | None = None  # () once known to be unavailable
 
     # --- time -------------------------------------------------------------------------------------
@@ -143,20 +142,20 @@ class TVBPR(Recommender):
                + p.l_t * l2(self.W, self.DE, self.Bt, self.DBp))
         return bpr_loss(x_uij) + reg
 
-    def item_representation(self, epoch: int) -> Tensor:
-        """(n_items, factors + factors_d + 1) at one time epoch: [γ_i, θ_i(t), β_i + β′(t)·f_i]."""
-        theta = (self.features @ self.E) * (1 + self.W[epoch]) + self.features @ self.DE[epoch]
-        bias = self.Bi + self.features @ self.visual_bias(torch.tensor([epoch], device=self.E.device))[0]
-        return torch.cat([self.Gi, theta, bias.unsqueeze(1)], 1)
+    def item_representation(self, items: slice) -> Tensor:
+        """(time_epochs, len(items), factors + factors_d + 1): [γ_i, θ_i(t), β_i + β′(t)·f_i] at
+        every time epoch t (evaluation computes it once per evaluation, in item blocks)."""
+        feats = self.features[items]
+        epochs = torch.arange(self.params.time_epochs, device=self.E.device)
+        theta = (feats @ self.E).unsqueeze(0) * (1 + self.W[:, None, :]) + torch.matmul(feats, self.DE)
+        bias = self.Bi[items] + self.visual_bias(epochs) @ feats.T                         # (T, len(items))
+        gamma = self.Gi[items].expand(len(epochs), -1, -1)
+        return torch.cat([gamma, theta, bias.unsqueeze(2)], 2)
 
-    def _all_epochs(self) -> Tensor:
-        return torch.stack([self.item_representation(e) for e in range(self.params.time_epochs)])
-
-    def score(self, users: Tensor, at: Tensor | None = None) -> Tensor:
+    def score_items(self, users: Tensor, items: Tensor, at: Tensor | None = None) -> Tensor:
+        """Each user scored with the item side of the time epoch her event falls in (NaN: the last bin)."""
         if at is None:
             at = torch.full((len(users),), float("nan"), dtype=torch.float64, device=users.device)
-        items = self._items.get(self, [self.Gi, self.E, self.W, self.DE, self.Bt, self.DBp, self.Bp, self.Bi,
-                                       self.bin_epoch], self._all_epochs)
         epochs = self.epoch_of(at)
         ones = torch.ones(len(users), 1, device=self.Gu.device, dtype=self.Gu.dtype)
         user = torch.cat([self.Gu[users], self.Tu[users], ones], 1)
@@ -174,7 +173,6 @@ class TVBPR(Recommender):
         if pairs is None:
             return
         self.bin_epoch.copy_(torch.from_numpy(segment(self.segment_costs(*pairs))).to(self.bin_epoch))
-        self._items.clear()
 
     def segment_costs(self, users: Tensor, pos: Tensor, neg: Tensor, times: Tensor) -> np.ndarray:
         """(time_bins, time_epochs): Σ log σ(x_ui − x_uj) of the validation pairs in each bin, scored

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from elliot_visual.data.samplers import Triples
 from elliot_visual.models.base import PairwiseParams, Recommender, hp, register_model
-from elliot_visual.models.pairwise import Real, WeightsCache, bpr_loss, glorot, item_blocks, l2
+from elliot_visual.models.pairwise import Real, bpr_loss, glorot, l2
 
 
 @register_model("VBPR")
@@ -27,8 +27,9 @@ class VBPR(Recommender):
     BPR), Adam instead of SGD, as in Elliot.
 
     Speed: the visual term is linear in f, so x_uij's visual part is (f_i − f_j)[E | β'] — one
-    (B x F)(F x (factors_d+1)) product per batch instead of two; scoring projects all items once
-    per call in blocks of ``batch_eval`` and ranks with one matrix product.
+    (B x F)(F x (factors_d+1)) product per batch instead of two; the item side [γ_i, E f_i,
+    b_i + β'·f_i] is one representation (evaluation computes it once, in blocks of ``batch_eval``
+    items) and a user's scores are one matrix product with [γ_u, θ_u, 1].
 
     YAML::
 
@@ -72,7 +73,6 @@ class VBPR(Recommender):
         self.Tu = glorot(n_users, params.factors_d)
         self.E = glorot(n_feats, params.factors_d)
         self.Bp = glorot(n_feats, 1)
-        self._items = WeightsCache(self)
 
     def loss(self, batch: Triples) -> Tensor:
         p = self.params
@@ -85,20 +85,14 @@ class VBPR(Recommender):
         reg = p.l_w * l2(gu, gi, gj, tu) + p.l_b * l2(bi) + p.l_b * l2(bj) / 10 + p.l_e * l2(self.E, self.Bp)
         return bpr_loss(x_uij) + reg
 
-    def item_representation(self) -> Tensor:
-        """(n_items, factors + factors_d + 1): [γ_i, E f_i, b_i + β'·f_i], projected in item blocks."""
-        return self._items.get(self, [self.Gi, self.E, self.Bp, self.Bi, self.features], self._item_representation)
+    def item_representation(self, items: slice) -> Tensor:
+        """(len(items), factors + factors_d + 1): [γ_i, E f_i, b_i + β'·f_i]."""
+        visual = self.features[items] @ torch.cat([self.E, self.Bp], 1)
+        return torch.cat([self.Gi[items], visual[:, :-1], (self.Bi[items] + visual[:, -1]).unsqueeze(1)], 1)
 
-    def _item_representation(self) -> Tensor:
-        block = int(self.params.batch_eval)
-        projection = torch.cat([self.E, self.Bp], 1)
-        visual = torch.cat([self.features[s:s + block] @ projection for s in item_blocks(self.n_items, block)])
-        return torch.cat([self.Gi, visual[:, :-1], (self.Bi + visual[:, -1]).unsqueeze(1)], 1)
-
-    def score(self, users: Tensor) -> Tensor:
+    def score_items(self, users: Tensor, items: Tensor) -> Tensor:
         ones = torch.ones(len(users), 1, device=self.Gu.device, dtype=self.Gu.dtype)
-        user = torch.cat([self.Gu[users], self.Tu[users], ones], 1)
-        return user @ self.item_representation().T
+        return torch.cat([self.Gu[users], self.Tu[users], ones], 1) @ items.T
 
 
 @register_model("IVBPR")

@@ -11,8 +11,6 @@ from elliot_visual.data.interactions import Interactions
 from elliot_visual.features.store import train_positives
 from elliot_visual.models.base import HyperParams, Recommender, hp, register_model
 
-# Upper bound on the (users x profile items x catalogue items) similarity block built at once.
-SCORE_BUDGET = 1 << 25
 # Up to this many items the item-item cosine matrix (n_items² floats, 200 MB at 7,000) is computed
 # once and max-aggregation becomes a gather; beyond, similarities are computed per batch of users.
 SIMILARITY_MATRIX_ITEMS = 16_384
@@ -58,6 +56,12 @@ class VisRank(Recommender):
                 self._similarity = self.unit_features @ self.unit_features.T
         return self._similarity
 
+    def score_cost(self, users: Tensor) -> Tensor | None:
+        """(users x profile items x catalogue items) similarities of max-aggregation (evaluation chunks users)."""
+        if self.params.aggregation == "mean":
+            return None
+        return (self.positives[users] >= 0).sum(1).clamp(min=1) * self.n_items
+
     def score(self, users: Tensor) -> Tensor:
         items = self.positives[users]
         items = items[:, :max(1, int((items >= 0).sum(1).max()) if len(users) else 1)]
@@ -67,12 +71,7 @@ class VisRank(Recommender):
             profile = (self.unit_features[safe] * mask.unsqueeze(-1)).sum(1)
             return profile / mask.sum(1, keepdim=True).clamp(min=1) @ self.unit_features.T
         similarity = self.similarity()
-        profile = self.unit_features[safe] if similarity is None else None                # (B, L, F)
-        block = max(1, SCORE_BUDGET // max(1, items.numel()))
-        out = []
-        for start in range(0, self.n_items, block):
-            sims = similarity[safe, start:start + block] if similarity is not None else \
-                profile @ self.unit_features[start:start + block].T                          # (B, L, block)
-            sims = sims.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
-            out.append(torch.where(mask.any(1, keepdim=True), sims, torch.zeros((), device=sims.device)))
-        return torch.cat(out, 1) if out else self.unit_features.new_zeros(len(users), 0)
+        sims = similarity[safe] if similarity is not None else \
+            self.unit_features[safe] @ self.unit_features.T                                  # (B, L, n_items)
+        sims = sims.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
+        return torch.where(mask.any(1, keepdim=True), sims, torch.zeros((), device=sims.device))

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from elliot_visual.data.samplers import Triples
 from elliot_visual.models.base import IntTuple, PairwiseParams, Recommender, hp, register_model
-from elliot_visual.models.pairwise import Real, SeededDropout, bpr_loss, glorot, glorot_, item_blocks, l2
+from elliot_visual.models.pairwise import Real, SeededDropout, bpr_loss, glorot, glorot_, l2
 
 # Upper bound on (users x items x input width) elements built at once when scoring.
 SCORE_BUDGET = 1 << 24
@@ -152,7 +152,7 @@ class VNPR(Recommender):
             user_v = vu[:, None, :] * first.weight[None, :, k:]                   # (B, h, P)
             block = max(1, SCORE_BUDGET // max(1, len(users) * first.out_features))
             columns = []
-            for start in item_blocks(self.n_items, block):
+            for start in range(0, self.n_items, block):
                 hidden = user_mf @ items[start:start + block].T + user_v @ self.features[start:start + block].T
                 x = torch.relu(hidden + first.bias[None, :, None]).transpose(1, 2)   # (B, block, h)
                 columns.append(self._run(rest, x, dropout=False))

@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from elliot_visual.storage import ResultPaths, atomic_write, safe_file_name, write_json, write_text
+from elliot_visual.reports.numbers import format_number, format_threshold
+from elliot_visual.reports.summary import SummaryRow, write_summary
+from elliot_visual.storage import ResultPaths, atomic_write, safe_file_name, timestamp_suffix, write_json, write_text
 
 if TYPE_CHECKING:
-    from elliot_visual.config.schema import Experiment
+    from elliot_visual.config.schema import Evaluation
     from elliot_visual.evaluation.visual_profiles import ProfileMap
     from elliot_visual.tuning.tune import ModelOutcome
 
@@ -36,22 +38,6 @@ class ResultRow:
 
     model: str
     values: dict[str, float]
-
-
-def format_number(value: Any) -> str:
-    """A value as Elliot's pandas ``to_csv`` writes it: float repr, NaN empty."""
-    if value is None:
-        return ""
-    if isinstance(value, (float, np.floating)):
-        return "" if math.isnan(value) else repr(float(value))
-    if isinstance(value, (int, np.integer)):
-        return repr(float(value))
-    return str(value)
-
-
-def format_threshold(threshold: float | int) -> str:
-    """``relthreshold_<t>`` as Elliot prints the YAML value (``1`` stays ``1``, ``1.5`` stays ``1.5``)."""
-    return str(threshold)
 
 
 def performance_table(rows: Sequence[ResultRow]) -> str:
@@ -103,9 +89,11 @@ def write_best_params(paths: ResultPaths, cutoff: int, threshold: float | int, s
 
 
 def write_significance(paths: ResultPaths, test: str, cutoff: int, threshold: float | int, stamp: str,
-                       rows: Iterable[tuple[str, str, str, float]]) -> Path:
-    """``stat_paired_ttest_...tsv`` or ``stat_wilcoxon_test_...tsv``."""
-    name = f"stat_{test}_cutoff_{cutoff}_relthreshold_{format_threshold(threshold)}_{stamp}.tsv"
+                       rows: Iterable[tuple[str, str, str, float]], label: str = "") -> Path:
+    """``stat_paired_ttest_...tsv`` or ``stat_wilcoxon_test_...tsv`` (``stat_<test>_<label>_cutoff_...``
+    with a ``label``, e.g. ``visdiv`` for the offline command's tests)."""
+    infix = f"{label}_" if label else ""
+    name = f"stat_{test}_{infix}cutoff_{cutoff}_relthreshold_{format_threshold(threshold)}_{stamp}.tsv"
     return write_text(paths.performance / name, significance_table(rows))
 
 
@@ -127,29 +115,29 @@ def write_recommendations(paths: ResultPaths, model_name: str, user_ids: np.ndar
     return target
 
 
-def write_reports(exp: "Experiment", outcomes: "Sequence[ModelOutcome]",
+def write_reports(evaluation: "Evaluation", outcomes: "Sequence[ModelOutcome]",
                   significance: dict[str, dict[int, list[tuple[str, str, str, float]]]],
-                  paths: ResultPaths, stamp: str | None = None, profiles: "Sequence[ProfileMap]" = ()
-                  ) -> list[Path]:
+                  paths: ResultPaths, stamp: str | None = None, profiles: "Sequence[ProfileMap]" = (),
+                  *, triplets: bool = False) -> list[Path]:
     """Every Elliot report file of one run, and its figures; returns the paths written.
+
+    ``evaluation`` is the experiment's section (cutoffs, threshold, metrics); ``triplets`` its
+    ``print_results_as_triplets``.
 
     ``significance`` maps ``paired_ttest`` / ``wilcoxon_test`` to per-cutoff rows; ``profiles``
     are the VisDiv maps computed after tuning (a grid per user: one row per model family, one
     column per backbone when every entry reads one).
     """
-    from elliot_visual.reports.summary import SummaryRow, write_summary
-    from elliot_visual.storage import timestamp_suffix
-
     stamp = stamp or timestamp_suffix()
-    threshold = exp.evaluation.relevance_threshold
+    threshold = evaluation.relevance_threshold
     written: list[Path] = []
     tables = list(dict.fromkeys(o.table for o in outcomes)) or ["rec"]  # each task's rows go to its own table
-    for cutoff in exp.evaluation.cutoffs:
+    for cutoff in evaluation.cutoffs:
         rows: list[ResultRow] = []
         for table in tables:
             rows = [ResultRow(o.best.name, o.best.test.values[cutoff]) for o in outcomes if o.table == table]
             written += write_performance(paths, cutoff, threshold, stamp, rows,
-                                         triplets=exp.print_results_as_triplets, table=table)
+                                         triplets=triplets, table=table)
             trial_rows: dict[str, list[ResultRow]] = {}  # one file per family: a loader list gives several outcomes
             for outcome in outcomes:
                 if outcome.spec.is_tuned and outcome.table == table:
@@ -157,7 +145,7 @@ def write_reports(exp: "Experiment", outcomes: "Sequence[ModelOutcome]",
                         ResultRow(t.name, t.test.values[cutoff]) for t in outcome.trials)
             for family, family_rows in trial_rows.items():
                 written += write_performance(paths, cutoff, threshold, stamp, family_rows, family=family,
-                                             triplets=exp.print_results_as_triplets, table=table)
+                                             triplets=triplets, table=table)
         ranked = [o for o in outcomes if o.table == "rec"]
         summary = [SummaryRow(o.family, o.loader or "-", o.best.test.values[cutoff]) for o in ranked]
         columns = list(ranked[0].best.test.values[cutoff]) if ranked else []
@@ -165,7 +153,7 @@ def write_reports(exp: "Experiment", outcomes: "Sequence[ModelOutcome]",
         for test, per_cutoff in significance.items():
             if cutoff in per_cutoff:
                 written.append(write_significance(paths, test, cutoff, threshold, stamp, per_cutoff[cutoff]))
-    first_metric = exp.evaluation.simple_metrics[0] if exp.evaluation.simple_metrics else ""
+    first_metric = evaluation.simple_metrics[0] if evaluation.simple_metrics else ""
     entries = [{"meta": o.spec.meta.model_dump(exclude_none=True),
                 "recommender": o.best.name,
                 "configuration": {**o.best.params.model_dump(mode="json"),
@@ -173,7 +161,7 @@ def write_reports(exp: "Experiment", outcomes: "Sequence[ModelOutcome]",
                                   **({"best_iteration": o.best.best_iteration}
                                      if o.best.best_iteration is not None else {})}}
                for o in outcomes]
-    written.append(write_best_params(paths, exp.evaluation.cutoffs[0], threshold, stamp, first_metric, entries))
+    written.append(write_best_params(paths, evaluation.cutoffs[0], threshold, stamp, first_metric, entries))
     for outcome in outcomes:
         if outcome.spec.meta.save_recs:
             for trial in outcome.trials:

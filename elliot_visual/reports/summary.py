@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from elliot_visual.reports.elliot_format import format_number, format_threshold
+from elliot_visual.reports.numbers import format_number, format_threshold
 from elliot_visual.storage import ResultPaths, write_text
 
 

@@ -12,7 +12,10 @@ generated features for every kind the model reads:
 * ``user_order``: scoring a shuffled subset of users gives the rows of scoring everyone (batched
   scoring never mixes users);
 * ``padding_invariance``: a multilabel model's output for a set does not change when the batch is
-  padded wider (padding is masked out).
+  padded wider (padding is masked out);
+* ``evaluation_scores``: evaluation's scoring (:class:`~elliot_visual.evaluation.scoring.ModelScores`:
+  the item side cached and computed in blocks, users chunked within a tiny budget) gives the
+  model's own ``score``.
 
 Temporal models (``uses_time``) are scored at a fixed time inside the training span.
 
@@ -35,6 +38,7 @@ from torch import Tensor
 
 from elliot_visual.data.interactions import Interactions
 from elliot_visual.data.samplers import UserSets, user_sets
+from elliot_visual.evaluation.scoring import ModelScores
 from elliot_visual.features.store import train_positives, train_time_span
 from elliot_visual.models.base import Recommender, build_model
 from elliot_visual.training.loop import TrainingConfig, build_sampler, train
@@ -89,7 +93,7 @@ class RecommenderContract:
     """The checks of the module docstring for one model class (``params`` override the small defaults)."""
 
     CHECKS = ("score_shape", "deterministic_under_seed", "finite_loss", "state_dict_round_trip", "user_order",
-              "padding_invariance")
+              "padding_invariance", "evaluation_scores")
 
     def __init__(self, model_cls: type[Recommender], params: Mapping[str, Any] | None = None,
                  data: Interactions | None = None, features: Mapping[str, Tensor] | None = None) -> None:
@@ -140,11 +144,13 @@ class RecommenderContract:
 
     def applies(self, check: str) -> bool:
         """Whether ``check`` concerns this model (``finite_loss`` only gradient models,
-        ``padding_invariance`` only multilabel ones)."""
+        ``padding_invariance`` only multilabel ones, ``evaluation_scores`` only ranking ones)."""
         if check == "finite_loss":
             return self.model_cls.is_gradient_model()
         if check == "padding_invariance":
             return self.multilabel
+        if check == "evaluation_scores":
+            return not self.multilabel
         return True
 
     # --- the checks --------------------------------------------------------------------------
@@ -199,6 +205,19 @@ class RecommenderContract:
             padded = model.predict(self.sets(users, pad_to=self.sets(users).items.shape[1] + 5)).float()
         assert torch.allclose(plain, padded, rtol=1e-5, atol=1e-6), \
             f"{self.model_cls.__name__}: padding a set changes its output (is the padding masked?)"
+
+    def check_evaluation_scores(self) -> None:
+        model = self.trained().eval()
+        users = torch.arange(self.data.n_users)
+        evaluation = ModelScores(model, budget=64)
+        at = None
+        if self.model_cls.uses_time:
+            at = torch.full((len(users),), float(np.median(self.data.train_timestamps.data)), dtype=torch.float64)
+        with torch.no_grad():
+            parts = [(users[:5], None if at is None else at[:5]), (users[5:], None if at is None else at[5:])]
+            blocked = torch.cat([evaluation(part, at=when) for part, when in parts]).float()
+        assert torch.allclose(blocked, self.scores(model), rtol=1e-5, atol=1e-6), \
+            f"{self.model_cls.__name__}: evaluation's blocked, cached scoring differs from score(users)"
 
     def run(self, check: str) -> None:
         """Run one check by name (one of :attr:`CHECKS`)."""

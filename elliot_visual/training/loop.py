@@ -7,23 +7,28 @@ best validation event (first on ties); its weights are kept in memory and restor
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from elliot_visual.config.schema import EarlyStopping
-from elliot_visual.data.interactions import Interactions
-from elliot_visual.models.base import Recommender
 from elliot_visual.registry import SAMPLERS
 from elliot_visual.storage import write_bytes
+
+if TYPE_CHECKING:  # annotations only: the loop itself imports no model or data module, so that
+    # fine-tuning in extraction/ can use it without a circle through models/ and features/
+    from elliot_visual.data.interactions import Interactions
+    from elliot_visual.models.base import Recommender
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,8 @@ class TrainingConfig:
     progress: bool = True
     description: str = ""
     selection: str | None = None  # key of the selection value when ``validate`` returns a mapping
+    # Replaces Elliot's early-stopping rule when set: monitored values so far -> stop now?
+    stop_rule: Callable[[list[float]], bool] | None = None
 
 
 @dataclass
@@ -64,6 +71,12 @@ class TrainingResult:
     @property
     def validations(self) -> list[EpochRecord]:
         return [r for r in self.history if r.validation is not None]
+
+
+class BatchSource(Protocol):
+    """What the loop draws batches from: a registered sampler, or any object with ``epoch()``."""
+
+    def epoch(self) -> Iterable[Any]: ...
 
 
 class NonFiniteLossError(RuntimeError):
@@ -158,71 +171,112 @@ def train(model: Recommender, data: Interactions, config: TrainingConfig,
     if epochs < config.validation_rate:
         raise ValueError(f"{model.family}: epochs ({epochs}) < validation_rate ({config.validation_rate}), "
                          "so the model would never be validated")
-    sampler = build_sampler(model, data, features)
-    optimizer = _optimizer(model)
-    start_epoch, best_state = 1, None
-    state = _load_checkpoint(config) if config.restore else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if hasattr(sampler, "rng") and state.get("sampler_rng") is not None:
-            sampler.rng.bit_generator.state = state["sampler_rng"]
-        result.history = [EpochRecord(**r) for r in state["history"]]
-        result.best_epoch, result.best_value = state["best_epoch"], state["best_value"]
-        best_state = state["best_model"]
-        start_epoch = state["epoch"] + 1
-        result.restored = True
-        log.info("%s: resumed from epoch %d", config.description or model.family, state["epoch"])
+    return run_epochs(model, build_sampler(model, data, features), epochs, config, validate,
+                      between_epochs=lambda epoch: model.between_epochs(data, epoch))
 
-    use_amp = config.amp and config.device.type == "cuda"
-    monitor_loss = config.early_stopping is not None and config.early_stopping.monitor == "loss"
-    bar = tqdm(range(start_epoch, epochs + 1), desc=config.description or model.family,
-               disable=not config.progress, leave=False, unit="epoch", mininterval=1.0)
-    for epoch in bar:
-        model.train()
-        total = 0.0
-        for batch in sampler.epoch():
-            batch = batch.to(config.device)
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
-                loss = model.loss(batch)
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(f"{config.description or model.family}: loss became {loss.item()} "
-                                         f"at epoch {epoch}; lower lr or raise regularisation")
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach())
-        with torch.no_grad():
-            model.between_epochs(data, epoch)
-        record = EpochRecord(epoch, total)
-        result.history.append(record)
-        bar.set_postfix(loss=f"{total:.4f}")
-        if validate is not None and epoch % config.validation_rate == 0:
-            record.validation, record.monitored = _validate(model, validate, config)
-            if result.best_value is None or record.validation > result.best_value:
-                result.best_epoch, result.best_value = epoch, record.validation
-                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+
+def run_epochs(model: nn.Module, sampler: BatchSource, epochs: int, config: TrainingConfig,
+               validate: Callable[[Any], float | Mapping[str, float]] | None = None,
+               between_epochs: Callable[[int], None] | None = None) -> TrainingResult:
+    """The epoch loop every trainable network shares (recommenders, fine-tuned backbones).
+
+    ``model`` is any ``nn.Module`` with ``loss(batch) -> Tensor`` and ``configure_optimizer()``
+    (its parameter groups and their learning rates live there); it may also define
+    ``trainable_parameters()``, the only parameters trained: every other one is frozen while the
+    loop runs and the flags are restored afterwards. Mode switches go through the module's own
+    ``train()``/``eval()`` (a network keeping batch-norm statistics frozen overrides ``train``).
+    ``sampler.epoch()`` yields the batches of one epoch (each with ``.to(device)``);
+    ``between_epochs(epoch)`` runs after each epoch's gradient steps, before validation, under
+    ``torch.no_grad()`` (a recommender's ``between_epochs`` hook).
+    """
+    name = config.description or getattr(model, "family", "") or type(model).__name__
+    model.to(config.device)
+    result = TrainingResult()
+    with _frozen_except(model):
+        optimizer = _optimizer(model)
+        start_epoch, best_state = 1, None
+        state = _load_checkpoint(config) if config.restore else None
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if hasattr(sampler, "rng") and state.get("sampler_rng") is not None:
+                sampler.rng.bit_generator.state = state["sampler_rng"]
+            result.history = [EpochRecord(**r) for r in state["history"]]
+            result.best_epoch, result.best_value = state["best_epoch"], state["best_value"]
+            best_state = state["best_model"]
+            start_epoch = state["epoch"] + 1
+            result.restored = True
+            log.info("%s: resumed from epoch %d", name, state["epoch"])
+
+        use_amp = config.amp and config.device.type == "cuda"
+        monitor_loss = config.early_stopping is not None and config.early_stopping.monitor == "loss"
+        bar = tqdm(range(start_epoch, epochs + 1), desc=name,
+                   disable=not config.progress, leave=False, unit="epoch", mininterval=1.0)
+        for epoch in bar:
+            model.train()
+            total = 0.0
+            for batch in sampler.epoch():
+                batch = batch.to(config.device)
+                optimizer.zero_grad(set_to_none=True)
+                with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
+                    loss = model.loss(batch)
+                if not torch.isfinite(loss):
+                    raise NonFiniteLossError(f"{name}: loss became {loss.item()} "
+                                             f"at epoch {epoch}; lower lr or raise regularisation")
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach())
+            if between_epochs is not None:
+                with torch.no_grad():
+                    between_epochs(epoch)
+            record = EpochRecord(epoch, total)
+            result.history.append(record)
+            bar.set_postfix(loss=f"{total:.4f}")
+            if validate is not None and epoch % config.validation_rate == 0:
+                record.validation, record.monitored = _validate(model, validate, config)
+                if result.best_value is None or record.validation > result.best_value:
+                    result.best_epoch, result.best_value = epoch, record.validation
+                    best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+                    if config.checkpoint_dir is not None:
+                        _save(config.checkpoint_dir / "best-weights.pt", best_state)
                 if config.checkpoint_dir is not None:
-                    _save(config.checkpoint_dir / "best-weights.pt", best_state)
-            if config.checkpoint_dir is not None:
-                _save(config.checkpoint_dir / "last.pt", {
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                    "history": [r.__dict__ for r in result.history], "best_epoch": result.best_epoch,
-                    "best_value": result.best_value, "best_model": best_state,
-                    "sampler_rng": getattr(getattr(sampler, "rng", None), "bit_generator", None)
-                    and sampler.rng.bit_generator.state})
-            observed = [r.loss if monitor_loss else r.monitored for r in result.validations]
-            if should_stop(config.early_stopping, observed):
-                result.stopped_early = True
-                log.info("%s: early stop at epoch %d", config.description or model.family, epoch)
-                break
-    bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    else:
-        result.best_epoch = result.history[-1].epoch if result.history else None
-    model.eval()
+                    _save(config.checkpoint_dir / "last.pt", {
+                        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                        "history": [r.__dict__ for r in result.history], "best_epoch": result.best_epoch,
+                        "best_value": result.best_value, "best_model": best_state,
+                        "sampler_rng": getattr(getattr(sampler, "rng", None), "bit_generator", None)
+                        and sampler.rng.bit_generator.state})
+                observed = [r.loss if monitor_loss else r.monitored for r in result.validations]
+                stop = config.stop_rule(observed) if config.stop_rule else should_stop(config.early_stopping, observed)
+                if stop:
+                    result.stopped_early = True
+                    log.info("%s: early stop at epoch %d", name, epoch)
+                    break
+        bar.close()
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        else:
+            result.best_epoch = result.history[-1].epoch if result.history else None
+        model.eval()
     return result
+
+
+@contextlib.contextmanager
+def _frozen_except(model: nn.Module) -> Iterator[None]:
+    """While training: only ``model.trainable_parameters()`` (when defined) require gradients."""
+    chosen = getattr(model, "trainable_parameters", None)
+    if chosen is None:
+        yield
+        return
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    keep = {id(p) for p in chosen()}
+    for parameter, _ in flags:
+        parameter.requires_grad_(id(parameter) in keep)
+    try:
+        yield
+    finally:
+        for parameter, flag in flags:
+            parameter.requires_grad_(flag)
 
 
 def _validate(model: Recommender, validate: Callable[[Recommender], float | Mapping[str, float]],

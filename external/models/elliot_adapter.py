@@ -31,6 +31,7 @@ import torch
 
 from elliot_visual.data.interactions import HeldOut, Interactions
 from elliot_visual.elliot_launcher import ElliotNotInstalledError
+from elliot_visual.evaluation.scoring import ModelScores
 from elliot_visual.features.loaders.elliot import VisualAttribute
 from elliot_visual.features.sources import FeatureSource
 from elliot_visual.features.store import FeatureStore
@@ -212,10 +213,11 @@ class ElliotAdapter(RecMixin, BaseRecommenderModel):
         self._recommender.eval()
         block = int(getattr(self._hyper, "batch_eval", 512))
         sampled = bool(getattr(self, "_negative_sampling", False))
+        score = ModelScores(self._recommender)  # the item side once for every block of users
         with torch.no_grad():
             for offset in range(0, self._interactions.n_users, block):
                 stop = min(offset + block, self._interactions.n_users)
-                scores = self._recommender.score(torch.arange(offset, stop, device=self._device)).float()
+                scores = score(torch.arange(offset, stop, device=self._device)).float()
                 if sampled:
                     val.update(self.get_single_recommendation(self._data.val_mask[offset:stop], k, scores, offset, stop))
                     test.update(self.get_single_recommendation(self._data.test_mask[offset:stop], k, scores, offset,

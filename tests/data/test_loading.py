@@ -37,7 +37,7 @@ def test_dataset_strategy_prefilters_binarizes_and_splits(tmp_path, capsys):
                      prefiltering=[{"strategy": "user_k_core", "core": 2}], binarize=True,
                      splitting={"test_splitting": {"strategy": "temporal_hold_out", "leave_n_out": 1},
                                 "validation_splitting": {"strategy": "temporal_hold_out", "leave_n_out": 1}})
-    [[data]] = prepare_data(exp)
+    [[data]] = prepare_data(exp.data)
     # u4 (one row) is prefiltered away; u3 has no row left for train, so it is not a user
     assert data.user_ids.tolist() == ["u1", "u2"]
     assert data.item_ids.tolist() == ["i1", "i2"]
@@ -53,7 +53,7 @@ def test_dataset_strategy_prefilters_binarizes_and_splits(tmp_path, capsys):
 def test_dataset_strategy_without_splitting_is_a_clear_error(tmp_path):
     exp = experiment(tmp_path, {"strategy": "dataset", "dataset_path": write(tmp_path / "d.tsv", DATASET)})
     with pytest.raises(DataError, match="needs a 'splitting' block"):
-        read_folds(exp)
+        read_folds(exp.data)
 
 
 def test_fixed_strategy_reads_files_verbatim_without_prefiltering(tmp_path):
@@ -62,7 +62,7 @@ def test_fixed_strategy_reads_files_verbatim_without_prefiltering(tmp_path):
     test = write(tmp_path / "test.tsv", "u2\ti1\t1\nghost\ti1\t5\n")
     exp = experiment(tmp_path, {"strategy": "fixed", "train_path": train, "validation_path": val, "test_path": test},
                      prefiltering=[{"strategy": "user_k_core", "core": 5}])
-    [[data]] = prepare_data(exp, verbose=False)
+    [[data]] = prepare_data(exp.data, verbose=False)
     assert data.transactions == 3                                           # core 5 ignored, as in Elliot
     assert data.train.toarray().tolist() == [[2.0, 3.0], [0.0, 4.0]]
     assert data.validation.ratings.tolist() == [5.0]
@@ -74,8 +74,8 @@ def test_hierarchy_strategy_reads_a_split_saved_by_save_on_disk(tmp_path):
     splitting = {"save_on_disk": True, "save_folder": tmp_path / "splits",
                  "test_splitting": {"strategy": "random_subsampling", "folds": 2, "test_ratio": 0.3}}
     saved = prepare_data(experiment(tmp_path, {"strategy": "dataset", "dataset_path": path}, splitting=splitting,
-                                    random_seed=3), verbose=False)
-    again = prepare_data(experiment(tmp_path, {"strategy": "hierarchy", "root_folder": tmp_path / "splits"}),
+                                    random_seed=3).data, verbose=False)
+    again = prepare_data(experiment(tmp_path, {"strategy": "hierarchy", "root_folder": tmp_path / "splits"}).data,
                          verbose=False)
     assert len(again) == len(saved) == 2
     for [a], [b] in zip(saved, again):
@@ -91,7 +91,7 @@ def test_mmrec_layout_reads_a_split_folder(tmp_path):
     write(tmp_path / "test.json", json.dumps({"1": [0]}))
     write(tmp_path / "item2id.json", json.dumps({"A": 0, "B": 1, "C": 2}))
     exp = experiment(tmp_path, {"strategy": "fixed", "layout": "mmrec", "root_folder": tmp_path})
-    [[data]] = prepare_data(exp, verbose=False)
+    [[data]] = prepare_data(exp.data, verbose=False)
     assert data.item_ids.tolist() == ["A", "B"]
     assert data.validation.item_ids.tolist() == ["C"] and data.test.item_ids.tolist() == ["A"]
 
@@ -100,7 +100,7 @@ def test_cornac_layout_reads_a_dataset_file(tmp_path):
     path = write(tmp_path / "ratings.csv", "a,x,1,10\nb,y,1,20\na,y,1,30\nb,x,1,40\n")
     exp = experiment(tmp_path, {"strategy": "dataset", "layout": "cornac", "dataset_path": path},
                      splitting={"test_splitting": {"strategy": "fixed_timestamp", "timestamp": 25}})
-    [[data]] = prepare_data(exp, verbose=False)
+    [[data]] = prepare_data(exp.data, verbose=False)
     assert data.transactions == 2 and data.test.item_ids.tolist() == ["y", "x"]
 
 
@@ -112,6 +112,6 @@ def test_fixed_strategy_with_elliot_layout_still_needs_its_paths(tmp_path):
 def test_ducho_benchmark_folder_loads_as_a_fixed_split(shared_data, tmp_path):
     exp = experiment(tmp_path, {"strategy": "fixed", "layout": "ducho",
                                 "root_folder": shared_data / "amazon_ducho_benchmark" / "office"})
-    [[data]] = prepare_data(exp, verbose=False)
+    [[data]] = prepare_data(exp.data, verbose=False)
     assert data.transactions == 21_196
     assert len(data.validation) <= 5_449 and len(data.test) <= 8_868

@@ -58,7 +58,7 @@ def project(tmp_path_factory) -> Path:
     config = root / "config_files" / "planted.yml"
     config.parent.mkdir()
     config.write_text(CONFIG.format(extra=""))
-    data = prepare_data(load_experiment(config), verbose=False)[0][0]
+    data = prepare_data(load_experiment(config).data, verbose=False)[0][0]
     catalogue = set(data.item_ids)
     seen = planted.interactions.groupby("user")["item"].apply(set)
     rng = np.random.default_rng(1)
@@ -86,6 +86,11 @@ def test_visdiv_command_writes_values_per_user_values_tests_and_pictures(project
     value = table.set_index(["model", "cutoff"])["VisDiv[global]"]
     assert value["Random_seed=42", 10] > 2.0 * value["StyleRec", 10]
     assert "skipped 0 users without training positives and 1 without recommendations (of 80)" in caplog.text
+    # The run's writer: Elliot's performance table per cutoff, holding the same values.
+    [elliot_file] = performance.glob("rec_cutoff_10_relthreshold_*.tsv")
+    elliot = pd.read_csv(elliot_file, sep="\t").set_index("model")
+    assert list(elliot.columns) == ["VisDiv[global]"]
+    assert elliot.loc["StyleRec", "VisDiv[global]"] == value["StyleRec", 10]
 
     [per_user_file] = performance.glob("visdiv_per_user_*.tsv")
     per_user = pd.read_csv(per_user_file, sep="\t", dtype={"user": str})

@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from extraction_helpers import photo
-from elliot_visual.extraction.backbones import (BackendNotInstalledError, UnknownLayerError,
-                                                WeightsNotFoundError, get_backbone, list_layers)
+from elliot_visual.extraction.backbones import BackendNotInstalledError, UnknownLayerError, WeightsNotFoundError
+from elliot_visual.extraction.catalogue import get_backbone, list_layers
 from elliot_visual.extraction.taps import TapModule, build_taps
 from elliot_visual.registry import BACKBONES
 

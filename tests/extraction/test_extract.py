@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,10 +18,11 @@ from PIL import Image
 
 from extraction_helpers import photo
 from elliot_visual.config.schema import Extraction
-from elliot_visual.extraction.backbones import get_backbone
+from elliot_visual.extraction.catalogue import get_backbone
 from elliot_visual.extraction.commands import main_extract
-from elliot_visual.extraction.config import ExtractionConfigError, parse_block
-from elliot_visual.extraction.extract import ensure_features, extract, run_extraction
+from elliot_visual.config.extraction import ExtractionConfigError, parse_block
+from elliot_visual.extraction.blocks import ensure_features, run_extraction
+from elliot_visual.extraction.extract import extract
 from elliot_visual.extraction.taps import build_taps, resolve_device
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -145,9 +145,7 @@ def test_ensure_features_runs_the_experiments_blocks_with_elliot_paths(
     (tmp_path / "data" / "toy").mkdir(parents=True)
     photos_dir.rename(tmp_path / "data" / "toy" / "images")
     block = Extraction(**{**FAST, "images": "../data/{0}/images", "layers": "pooled"})
-    experiment = SimpleNamespace(config_path=tmp_path / "config_files" / "toy.yml", dataset="toy",
-                                 gpu=-1, extraction=[block])
-    folders = ensure_features(experiment)
+    folders = ensure_features([block], tmp_path / "config_files", dataset="toy", gpu=-1)
     assert folders == [(tmp_path / "data" / "toy" / "features" / "efficientnet_lite0" / "pooled")]
     assert np.load(folders[0] / "features.npy").shape == (4, 1280)
 
@@ -176,7 +174,8 @@ def slow_write(*args, **kwargs):
     write(*args, **kwargs)
     time.sleep(0.4)  # leave the test time to kill us between shards
 ex._write_shard = slow_write
-ex.run_extraction(json.loads(sys.argv[1]), "/")
+from elliot_visual.extraction.blocks import run_extraction
+run_extraction(json.loads(sys.argv[1]), "/")
 """
 
 

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from extraction_helpers import photo
-from elliot_visual.extraction.config import FinetuneConfig, parse_block
-from elliot_visual.extraction.extract import run_extraction
-from elliot_visual.extraction.finetune import CHECKPOINT_FILE, finetune
+from elliot_visual.config.extraction import FinetuneConfig, parse_block
+from elliot_visual.extraction.blocks import run_extraction
+from elliot_visual.extraction.finetune import CHECKPOINT_FILE, _no_gain_for, finetune
 
 SOURCES = ("chelsea", "coffee", "astronaut", "rocket", "cat", "hubble_deep_field",
            "immunohistochemistry", "coins", "camera", "horse", "moon", "text", "brick", "grass",
@@ -91,7 +91,7 @@ def test_deep_tuning_trains_only_the_last_blocks_and_is_deterministic(tmp_path: 
         (second.folders["shared"] / "features.npy").read_bytes()
     checkpoint = torch.load(tmp_path / "a" / "efficientnet_lite0_finetuned_deep" / CHECKPOINT_FILE,
                             weights_only=True)
-    from elliot_visual.extraction.backbones import get_backbone
+    from elliot_visual.extraction.catalogue import get_backbone
 
     original, _ = get_backbone("efficientnet_lite0").build("pretrained")
     reference = {f"graph.{k}": v for k, v in original.state_dict().items()}
@@ -129,3 +129,11 @@ def test_cli_finetune_from_flags(tmp_path: Path, capsys: pytest.CaptureFixture) 
     assert main_finetune(["--images", str(tmp_path / "images"), "--backbone", "efficientnet_lite0",
                           "--output", str(tmp_path / "out")]) == 2
     assert "metadata" in capsys.readouterr().err
+
+
+def test_finetune_stops_once_patience_validations_passed_since_the_best() -> None:
+    # The loop keeps the highest value, so fine-tuning reports minus its validation loss.
+    assert _no_gain_for([-1.0, -0.9, -0.95, -0.96], patience=2)
+    assert not _no_gain_for([-1.0, -0.9, -0.95], patience=2)
+    assert not _no_gain_for([-1.0, -0.9], patience=0)          # an improvement never stops
+    assert _no_gain_for([-1.0, -0.9, -0.9], patience=0)        # a tie is no improvement

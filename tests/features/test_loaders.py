@@ -112,6 +112,26 @@ def test_images_are_decoded_resized_and_kept_as_uint8(tmp_path: Path) -> None:
     assert images[1, :, 4, 3].tolist() == [255, 0, 0] and abs(int(images[0, 0, 4, 3]) - 128) <= 1
 
 
+def test_dvbpr_images_go_through_the_robust_decoder_exif_alpha_and_16_bit(tmp_path: Path) -> None:
+    """The same pictures extraction sees: EXIF rotation applied, transparency over white, 16-bit scaled."""
+    (tmp_path / "img").mkdir()
+    tall = Image.new("RGB", (20, 40), (0, 0, 255))            # 20 wide, 40 high: top half red
+    tall.paste((255, 0, 0), (0, 0, 20, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6                                            # "rotate 90° clockwise to view"
+    tall.save(tmp_path / "img" / "rot.jpg", exif=exif, quality=95)
+    Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(tmp_path / "img" / "clear.png")
+    Image.fromarray(np.full((8, 8), 65535 // 2, dtype=np.uint16)).save(tmp_path / "img" / "deep.png")
+    source = _source({"dataloader": "Images", "images_src_folder": tmp_path / "img",
+                      "output_image_size": "(20, 40)"}, "images")
+    rotated, clear, deep = source.load(np.array(["rot", "clear", "deep"], dtype=object), np.ones(3, bool))
+    # Upright, the picture is 40 wide and 20 high, red on the right (the top turned clockwise).
+    assert rotated[0, 10, 35] > 200 and rotated[2, 10, 35] < 60
+    assert rotated[2, 10, 5] > 200 and rotated[0, 10, 5] < 60
+    assert clear.min() == 255                                    # transparent: white, not black
+    assert abs(int(deep[0, 5, 5]) - 127) <= 1                    # 32767 / 257, not clipped to 255
+
+
 def test_a_broken_image_is_an_error_naming_the_file(tmp_path: Path) -> None:
     (tmp_path / "img").mkdir()
     (tmp_path / "img" / "i3.jpg").write_bytes(b"not a jpeg")

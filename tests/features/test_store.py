@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -11,6 +10,7 @@ import pytest
 import torch
 
 from elliot_visual.data.interactions import Interactions
+from elliot_visual.config.schema import DataConfig, DataSection
 from elliot_visual.features.sources import FeatureError, MissingFeaturesError
 from elliot_visual.features.store import (
     FeatureStore,
@@ -117,10 +117,10 @@ def test_relative_paths_are_anchored_at_the_config_folder_with_the_dataset_name(
 def test_the_runner_provider_aligns_every_fold_and_serves_each_its_own_store(
         data: Interactions, tmp_path: Path) -> None:
     folder = _matrix_folder(tmp_path / "f", VECTORS)
-    exp = SimpleNamespace(config_path=tmp_path / "c.yml", dataset="tiny", data_config=SimpleNamespace(
-        side_information=[{"dataloader": "VisualAttribute", "visual_features": folder}],
-        drop_items_without_features=False))
-    folds, provider = side_information_provider(exp, [[data]])
+    section = DataSection(dataset="tiny", base_dir=tmp_path, config=DataConfig(
+        strategy="fixed", train_path=tmp_path / "t.tsv", test_path=tmp_path / "t.tsv",
+        side_information=[{"dataloader": "VisualAttribute", "visual_features": folder}]))
+    folds, provider = side_information_provider(section, [[data]])
     aligned = folds[0][0]
     assert list(aligned.item_ids) == ["B", "A", "C", "D"]
     assert provider(VBPR, "VisualAttributes", aligned)["visual_features"].shape == (4, 2)

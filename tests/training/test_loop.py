@@ -157,3 +157,62 @@ def test_interrupted_run_resumes_to_identical_weights(block_data: Interactions, 
     last_resumed = torch.load(tmp_path / "b" / "last.pt", weights_only=False)["model"]
     for key in last_full:
         assert torch.equal(last_full[key], last_resumed[key]), key
+
+
+class _TwoPartRegression(nn.Module):
+    """A network that is not a recommender: y = head(body(x)), trained by the same loop.
+
+    Only ``head`` is trainable (the hook); the optimizer's two parameter groups give the body a
+    learning rate that would move it a lot if it were not frozen.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body, self.head = nn.Linear(2, 2), nn.Linear(2, 1)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return list(self.head.parameters())
+
+    def configure_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD([{"params": self.head.parameters(), "lr": 0.1},
+                                {"params": self.body.parameters(), "lr": 10.0}])
+
+    def loss(self, batch: Tensor) -> Tensor:
+        x, y = batch[:, :2], batch[:, 2]
+        return ((self.head(self.body(x)).squeeze(1) - y) ** 2).mean()
+
+
+class _Rows:
+    def __init__(self, rows: Tensor) -> None:
+        self.rows = rows
+
+    def epoch(self):  # noqa: ANN201
+        yield from self.rows.split(8)
+
+
+def test_any_network_trains_in_the_loop_with_frozen_parameters_and_its_parameter_groups() -> None:
+    from elliot_visual.training.loop import run_epochs
+
+    x = torch.randn(32, 2, generator=torch.Generator().manual_seed(1))
+    rows = _Rows(torch.cat([x, (x.sum(1, keepdim=True) * 2)], 1))
+    network = _TwoPartRegression()
+    body = {k: v.clone() for k, v in network.body.state_dict().items()}
+    head = network.head.weight.detach().clone()
+    losses = []
+    result = run_epochs(network, rows, 5, TrainingConfig(progress=False),
+                        lambda net: losses.append(float(sum(net.loss(b) for b in rows.epoch()))) or -losses[-1])
+    assert all(torch.equal(v, network.body.state_dict()[k]) for k, v in body.items())   # frozen: untouched
+    assert not torch.equal(head, network.head.weight)                                   # trained
+    assert all(p.requires_grad for p in network.parameters())                           # flags restored
+    assert losses[-1] < losses[0] and result.best_epoch == 1 + losses.index(min(losses))
+
+
+def test_a_stop_rule_replaces_elliots_early_stopping() -> None:
+    rows = _Rows(torch.cat([torch.ones(8, 2), torch.zeros(8, 1)], 1))
+    from elliot_visual.training.loop import run_epochs
+
+    result = run_epochs(_TwoPartRegression(), rows, 10,
+                        TrainingConfig(progress=False, stop_rule=lambda observed: len(observed) == 3),
+                        lambda net: 0.0)
+    assert result.stopped_early and len(result.history) == 3

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from elliot_visual.config.schema import Evaluation, split_metric_at
 from elliot_visual.data.interactions import HeldOut, Interactions
+from elliot_visual.evaluation.scoring import ModelScores
 from elliot_visual.registry import METRICS, TASKS
 
 if TYPE_CHECKING:
@@ -158,13 +159,15 @@ def event_times(part: HeldOut, n_users: int) -> np.ndarray:
 
 
 def score_function(model: "Recommender", data: Interactions, part: Part) -> Callable[[Tensor], Tensor]:
-    """``users -> scores`` for ranking ``part``: ``model.score``, given each user's event time when
-    the model ``uses_time``."""
+    """``users -> scores`` for ranking ``part``: the model's scores for this one evaluation
+    (:class:`~elliot_visual.evaluation.scoring.ModelScores`: its item side computed once, in
+    blocks), given each user's event time when the model ``uses_time``."""
+    scores = ModelScores(model)
     if not getattr(model, "uses_time", False):
-        return model.score
+        return scores
     held = data.validation if part == "validation" and data.validation is not None else data.test
     times = torch.from_numpy(event_times(held, data.n_users))
-    return lambda users: model.score(users, at=times[users.cpu()].to(users.device))
+    return lambda users: scores(users, at=times[users.cpu()].to(users.device))
 
 
 def default_task(model_tasks: Sequence[str], evaluation: Evaluation) -> str:

@@ -1,8 +1,11 @@
 """Raw product images resized to a fixed size (DVBPR's ``images``), as uint8 ``(3, H, W)`` per item.
 
-Files are named by item id (``<item>.jpg``, ``.png``, ...). Images are kept as uint8, a quarter of
-float32 memory (7,000 items at 224x224 take 1 GB); the model scales them to [-1, 1] per batch, as
-Elliot's DVBPR does. Decoding runs in a thread pool (Pillow releases the GIL while decoding).
+Files are named by item id (``<item>.jpg``, ``.png``, ...). Each is decoded by extraction's robust
+decoder (:func:`elliot_visual.extraction.images.load_rgb`: EXIF orientation, CMYK through its ICC
+profile, alpha over white, 16-bit scaled), so DVBPR sees the same pictures a CNN extraction does.
+Images are kept as uint8, a quarter of float32 memory (7,000 items at 224x224 take 1 GB); the model
+scales them to [-1, 1] per batch, as Elliot's DVBPR does. Decoding runs in a thread pool (Pillow
+releases the GIL while decoding).
 """
 from __future__ import annotations
 
@@ -12,10 +15,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from pydantic import BeforeValidator
 from tqdm.auto import tqdm
 
+from elliot_visual.extraction.images import ImageDecodeError, load_rgb
 from elliot_visual.features.loaders.base import FeatureLoader, LoaderOptions
 from elliot_visual.features.sources import FeatureError, FeatureSource
 from elliot_visual.registry import FEATURE_LOADERS
@@ -56,10 +60,9 @@ class ImageFolderSource(FeatureSource):
         def decode(row: int) -> None:
             path = self.files[str(items[row])]
             try:
-                with Image.open(path) as image:
-                    rgb = image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
-            except (OSError, UnidentifiedImageError) as error:
-                raise FeatureError(f"{path}: cannot decode the image of item {items[row]} ({error}); "
+                rgb = load_rgb(path).resize((width, height), Image.Resampling.BILINEAR)
+            except ImageDecodeError as error:
+                raise FeatureError(f"{path}: cannot decode the image of item {items[row]} ({error.reason}); "
                                    "replace the file or drop the item") from None
             out[row] = np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
 

@@ -18,7 +18,7 @@ from sklearn.decomposition import PCA
 from elliot_visual.features.loaders.base import FeatureLoader, LoaderOptions
 from elliot_visual.features.sources import FeatureError, FeatureSource, as_float32, open_array_source
 from elliot_visual.registry import FEATURE_LOADERS
-from elliot_visual.storage import write_bytes
+from elliot_visual.storage import pca_projection_cache, write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class PCASource(FeatureSource):
         stat = origin.stat() if origin.exists() else None
         digest.update(f"{origin.resolve()}|{self.n_components}|{stat and (stat.st_size, stat.st_mtime_ns)}".encode())
         digest.update("\n".join(sorted(str(i) for i in fit_ids)).encode())
-        return origin.parent / f"{origin.stem}_pca{self.n_components}_{digest.hexdigest()[:12]}.npz"
+        return pca_projection_cache(origin, self.n_components, digest.hexdigest()[:12])
 
     def _fitted(self, train_vectors: np.ndarray, fit_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         path = self.cache_path(fit_ids)

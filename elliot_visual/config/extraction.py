@@ -1,7 +1,7 @@
 """The keys of an ``extraction:`` (and ``finetune:``) block, validated at the door.
 
 The experiment schema keeps ``extraction`` blocks open (``config.schema.Extraction``); this module
-owns their keys. A typo or a bad value raises :class:`ExtractionConfigError` naming the key::
+owns their keys (``extraction/`` runs them). A typo or a bad value raises :class:`ExtractionConfigError` naming the key::
 
     extraction:
       - images: ../data/{0}/images          # folder of <item_id>.<ext>, or a TSV item_id<TAB>path
@@ -34,7 +34,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from elliot_visual.extraction.images import DEFAULT_MAX_PIXELS
+from elliot_visual.config.weights import weights_choice
+from elliot_visual.registry import BACKBONES, KERAS_BACKBONES
+
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold (about 0.25 GiB RGB)
 
 
 class ExtractionConfigError(ValueError):
@@ -112,9 +115,8 @@ class ExtractionConfig(_Block):
     @field_validator("backbone")
     @classmethod
     def _known_backbone(cls, value: str, info: Any) -> str:
-        from elliot_visual.extraction.backbones import get_backbone
-
-        get_backbone(value, info.data.get("backend", "torch"))  # raises with the known names
+        keras = info.data.get("backend", "torch") in ("tensorflow", "keras")
+        (KERAS_BACKBONES if keras else BACKBONES).get(value)  # raises with the known names
         return value
 
     @property
@@ -207,8 +209,6 @@ def parse_block(block: Any, base_dir: str | Path = ".", dataset: str | None = No
     if isinstance(config, FinetuneConfig):
         updates["metadata"] = _substitute(config.metadata, name, "metadata", base)
     if config.weights is not None:
-        from elliot_visual.extraction.backbones import weights_choice
-
         kind_of, value = weights_choice(config.weights)
         if kind_of == "file":
             updates["weights"] = str(_substitute(value, name, "weights", base))
