@@ -142,11 +142,6 @@ def register_task(name: str) -> Callable[[T], T]:
     return add
 
 
-def build_task(name: str, settings: TaskSettings) -> Task:
-    """The registered task ``name`` for these settings."""
-    return TASKS.get(name)(settings)
-
-
 def event_times(part: HeldOut, n_users: int) -> np.ndarray:
     """(n_users,) float64: each user's earliest event time in ``part`` (NaN where she has none or
     the part has no timestamps): the time a temporal model scores her ranking at."""
