@@ -12,7 +12,8 @@ from elliot_visual.models.deepstyle import DeepStyle
 from elliot_visual.models.vbpr import VBPR
 
 N_USERS, N_ITEMS = 3, 7
-BATCH = Triples(torch.tensor([0, 2, 1]), torch.tensor([1, 0, 3]), torch.tensor([2, 3, 0]))
+BATCH = Triples(torch.tensor([0, 2, 1]), torch.tensor([1, 0, 3]), torch.tensor([2, 3, 0]),
+                torch.full((3,), float("nan"), dtype=torch.float64))
 
 
 def _features(*shape: int) -> torch.Tensor:
