@@ -145,12 +145,13 @@ class TVBPR(Recommender):
     def item_representation(self, items: slice) -> Tensor:
         """(time_epochs, len(items), factors + factors_d + 1): [γ_i, θ_i(t), β_i + β′(t)·f_i] at
         every time epoch t (evaluation computes it once per evaluation, in item blocks)."""
-        feats = self.features[items]
-        epochs = torch.arange(self.params.time_epochs, device=self.E.device)
-        theta = (feats @ self.E).unsqueeze(0) * (1 + self.W[:, None, :]) + torch.matmul(feats, self.DE)
-        bias = self.Bi[items] + self.visual_bias(epochs) @ feats.T                         # (T, len(items))
-        gamma = self.Gi[items].expand(len(epochs), -1, -1)
-        return torch.cat([gamma, theta, bias.unsqueeze(2)], 2)
+        feats, gamma = self.features[items], self.Gi[items]
+        sides = []
+        for epoch in range(self.params.time_epochs):
+            theta = (feats @ self.E) * (1 + self.W[epoch]) + feats @ self.DE[epoch]
+            bias = self.Bi[items] + feats @ self.visual_bias(torch.tensor([epoch], device=self.E.device))[0]
+            sides.append(torch.cat([gamma, theta, bias.unsqueeze(1)], 1))
+        return torch.stack(sides)
 
     def score_items(self, users: Tensor, items: Tensor, at: Tensor | None = None) -> Tensor:
         """Each user scored with the item side of the time epoch her event falls in (NaN: the last bin)."""
