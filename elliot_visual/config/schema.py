@@ -137,6 +137,17 @@ class ExactAUC(Strict):
     cold_max_feedback: int = Field(4, ge=0)
 
 
+class Transactions(Strict):
+    """The per-transaction rolling protocol (del Rio et al. 2018), ``evaluation.transactions``.
+
+    A transaction is what a user bought within ``window`` seconds of its first purchase (0: one
+    timestamp); ``one_of_a_kind`` removes an item from every later candidate set once bought.
+    """
+
+    window: float = Field(0.0, ge=0)
+    one_of_a_kind: bool = False
+
+
 class Evaluation(Strict):
     cutoffs: list[int] = Field(default_factory=list)
     simple_metrics: list[str] = Field(default_factory=lambda: ["nDCG"])
@@ -146,6 +157,7 @@ class Evaluation(Strict):
     wilcoxon_test: bool = False
     negative_sampling: NegativeSampling | None = None
     exact_auc: ExactAUC = Field(default_factory=ExactAUC)
+    transactions: Transactions | None = None
 
     @field_validator("cutoffs", mode="before")
     @classmethod
