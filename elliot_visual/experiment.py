@@ -31,6 +31,10 @@ class RunSummary:
 def run_experiment(config_path: str | Path) -> RunSummary:
     """Load the config, prepare data and features, tune/train/evaluate every model, write reports."""
     exp = load_experiment(config_path)                              # config/: validated, or ConfigError
+    if exp.evaluation.transactions is not None:                     # the per-transaction protocol (issue 18)
+        from elliot_visual.transfer_study import run_transfer_study
+
+        return run_transfer_study(exp)
     check_inputs_exist(exp.data)                                    # data/: stop at once if data are absent
     set_cpu_threads(exp.threads)                                    # training/: torch's CPU pool
     run_extraction_blocks(exp)                                      # extraction/: only missing features

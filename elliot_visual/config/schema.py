@@ -137,15 +137,26 @@ class ExactAUC(Strict):
     cold_max_feedback: int = Field(4, ge=0)
 
 
+class ImageNetFigures(Strict):
+    """ImageNet-1k accuracy (percent) of a backbone whose weights record none, and its source."""
+
+    top1: float = Field(ge=0, le=100)
+    top5: float | None = Field(None, ge=0, le=100)
+    source: str
+
+
 class Transactions(Strict):
     """The per-transaction rolling protocol (del Rio et al. 2018), ``evaluation.transactions``.
 
     A transaction is what a user bought within ``window`` seconds of its first purchase (0: one
     timestamp); ``one_of_a_kind`` removes an item from every later candidate set once bought.
+    ``imagenet_accuracy`` (backbone name -> figures) fills the backbones table for weights whose
+    own metadata carry no accuracy.
     """
 
     window: float = Field(0.0, ge=0)
     one_of_a_kind: bool = False
+    imagenet_accuracy: dict[str, ImageNetFigures] = Field(default_factory=dict)
 
 
 class Evaluation(Strict):

