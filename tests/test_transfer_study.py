@@ -183,6 +183,6 @@ def test_planted_style_visrank_beats_random_and_a_deep_fine_tune_beats_the_froze
     config = parse_block({**common, "metadata": str(tmp_path / "items.tsv"), "tasks": ["style"], "mode": "deep",
                           "shared_dim": 256, "epochs": 5, "seed": seed}, "/", kind=FinetuneConfig)
     tuned = visrank_recall(view, aligned(finetune(config).folders["shared"], data.item_ids))
-    # measured (seeds 1-3 at the time of writing): Random ~0.2, frozen ~0.38, deep ~0.6
+    # measured R@20, seeds 1-3: Random .210 .198 .199, frozen .357 .378 .381, deep .686 .653 .682
     assert frozen >= 1.5 * chance, (chance, frozen)
     assert tuned >= frozen + 0.1, (frozen, tuned)

@@ -284,7 +284,8 @@ def draw_style_images(item_styles: np.ndarray, n_styles: int, size: int = 64, se
     """(n_items, size, size, 3) uint8 images whose *style* is visible only in their texture.
 
     Style ``s`` is a stripe pattern at angle ``180 * s / n_styles`` degrees (each item jittered by
-    up to ``jitter`` degrees, with its own phase and a period of 6-9 px); the two colours of every
+    up to ``jitter`` degrees, with its own phase and a period of 6-9 px at 64 px, scaled with
+    ``size``); the two colours of every
     image are drawn at random, independently of the style, so colour is a nuisance: a network
     whose similarities follow colour misreads the style, one tuned to the style reads it. This is
     the planted signal of the transfer study (purchases follow the style, see

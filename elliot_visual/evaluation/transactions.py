@@ -277,8 +277,7 @@ def evaluate_transactions(model: Recommender, view: TransactionView, metrics: Se
                          "every rolling profile at once would learn from later purchases")
     data = view.profiles
     model.fit(data)
-    if hasattr(model, "eval"):
-        model.eval()
+    model.eval()
     held = data.test
     relevance = held.relevance(data.n_users, data.n_items, 1.0)
     relevance.sort_indices()
