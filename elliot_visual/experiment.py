@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from elliot_visual.config import load_experiment
 from elliot_visual.config.schema import Experiment
@@ -15,6 +16,9 @@ from elliot_visual.reports.elliot_format import write_reports
 from elliot_visual.storage import ResultPaths
 from elliot_visual.training.loop import set_cpu_threads
 from elliot_visual.tuning.tune import ModelOutcome, TuningSettings, comparison_variants, tune_and_evaluate
+
+if TYPE_CHECKING:
+    from elliot_visual.transfer_study import TransferSummary
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +32,7 @@ class RunSummary:
     files: list[Path]
 
 
-def run_experiment(config_path: str | Path) -> RunSummary:
+def run_experiment(config_path: str | Path) -> "RunSummary | TransferSummary":
     """Load the config, prepare data and features, tune/train/evaluate every model, write reports."""
     exp = load_experiment(config_path)                              # config/: validated, or ConfigError
     if exp.evaluation.transactions is not None:                     # the per-transaction protocol (issue 18)

@@ -90,6 +90,10 @@ def run_transfer_study(exp: Experiment) -> TransferSummary:
     if options is None:
         raise ValueError(f"{exp.config_path}: the transfer study needs evaluation.transactions "
                          "(window, one_of_a_kind)")
+    variants = [variant for spec in exp.models for variant in comparison_variants(spec)]
+    for variant in variants:                                   # fail before any extraction
+        check_entry(variant)
+    check_accuracy_keys(options.imagenet_accuracy)
     check_inputs_exist(exp)
     set_cpu_threads(exp.threads)
     run_extraction_blocks(exp)
@@ -100,8 +104,7 @@ def run_transfer_study(exp: Experiment) -> TransferSummary:
              view.profiles.n_users, view.skipped, options.one_of_a_kind, options.window)
     metrics = build_metrics(exp.evaluation)
     cutoffs = list(exp.evaluation.cutoffs) or [exp.top_k]
-    entries = [evaluate_entry(variant, view, features, metrics, cutoffs, exp)
-               for spec in exp.models for variant in comparison_variants(spec)]
+    entries = [evaluate_entry(variant, view, features, metrics, cutoffs, exp) for variant in variants]
     columns = [m.column(cutoffs[0]) for m in metrics]
     stamp = timestamp_suffix()
     files: list[Path] = []
@@ -116,13 +119,32 @@ def run_transfer_study(exp: Experiment) -> TransferSummary:
     return TransferSummary(exp, entries, backbones, correlations, finetuned, files)
 
 
-def evaluate_entry(spec: ModelSpec, view: TransactionView, features: SplitFeatures, metrics: list[Metric],
-                   cutoffs: list[int], exp: Experiment) -> StudyEntry:
-    """Build ``spec``'s model for the rolling profiles and evaluate it per transaction."""
+def check_entry(spec: ModelSpec) -> None:
+    """Refuse an entry the protocol cannot serve: a searched hyperparameter, a gradient-trained model."""
     cls = MODELS.get(spec.name)
     if spec.search:
         raise ValueError(f"models.{spec.key}: {', '.join(spec.search)} searched, but the transactions protocol "
                          "selects nothing on validation; give one value each (a list under 'loader' compares)")
+    if cls.is_gradient_model():
+        raise ValueError(f"models.{spec.key}: {cls.family} trains through loss(batch); the transactions protocol "
+                         "serves profile-based models with fit(data) (VisRank, Random)")
+
+
+def check_accuracy_keys(configured: dict[str, ImageNetFigures]) -> None:
+    """Every key of ``evaluation.transactions.imagenet_accuracy`` must name a registered backbone."""
+    from elliot_visual.extraction.backbones import get_backbone
+
+    for name in configured:
+        try:
+            get_backbone(name)
+        except KeyError as error:
+            raise ValueError(f"evaluation.transactions.imagenet_accuracy.{name}: {error}") from None
+
+
+def evaluate_entry(spec: ModelSpec, view: TransactionView, features: SplitFeatures, metrics: list[Metric],
+                   cutoffs: list[int], exp: Experiment) -> StudyEntry:
+    """Build ``spec``'s model for the rolling profiles and evaluate it per transaction."""
+    cls = MODELS.get(spec.name)
     params = cls.Params(**spec.params)
     model = build_model(cls, params, view.profiles.n_users, view.profiles.n_items,
                         features(cls, params, view.profiles))
@@ -159,6 +181,9 @@ def imagenet_accuracy(provenance: Provenance, configured: dict[str, ImageNetFigu
         backbone = get_backbone(provenance.backbone, provenance.backend)
         found = backbone.imagenet_accuracy(provenance.weights.get("tag"))
         if found is not None:
+            if provenance.backbone in configured:
+                log.warning("evaluation.transactions.imagenet_accuracy.%s ignored: the weights' metadata "
+                            "give %.3f (%s)", provenance.backbone, found.top1, found.source)
             return found.top1, found.top5, found.source
     given = configured.get(provenance.backbone)
     if given is not None:

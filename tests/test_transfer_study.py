@@ -186,3 +186,56 @@ def test_planted_style_visrank_beats_random_and_a_deep_fine_tune_beats_the_froze
     # measured R@20, seeds 1-3: Random .210 .198 .199, frozen .357 .378 .381, deep .686 .653 .682
     assert frozen >= 1.5 * chance, (chance, frozen)
     assert tuned >= frozen + 0.1, (frozen, tuned)
+
+
+SMALL = """\
+experiment:
+  dataset: small
+  data_config:
+    strategy: dataset
+    dataset_path: {root}/dataset.tsv
+    side_information:
+      - {{dataloader: FeatureVectors, name: planted, path: {root}/visual_features.npy,
+          item_ids_file: {root}/item_ids.txt}}
+  splitting:
+    test_splitting: {{strategy: temporal_hold_out, leave_n_out: 1}}
+  top_k: 5
+  evaluation:
+    simple_metrics: [Recall]
+    transactions: {{one_of_a_kind: true{accuracy}}}
+  path_output_rec_performance: {root}/performance
+  models:
+{models}
+"""
+
+
+def small_config(tmp_path: Path, models: str, accuracy: str = "") -> Path:
+    from elliot_visual.data.synthetic import write_planted_dataset
+
+    write_planted_dataset(tmp_path, n_users=30, n_items=40, n_styles=4, seed=5)
+    config = tmp_path / "small.yml"
+    config.write_text(SMALL.format(root=tmp_path, models=models, accuracy=accuracy))
+    return config
+
+
+def test_planted_feature_vectors_run_without_extraction_and_beat_random(tmp_path: Path) -> None:
+    config = small_config(tmp_path, "    Random: {seed: 1}\n    VisRank: {loader: planted}")
+    random, visrank = run_experiment(config).entries
+    assert visrank.provenance is None and visrank.values[5]["Recall"] > random.values[5]["Recall"]
+    table = next((tmp_path / "performance").glob("transfer_backbones_cutoff_5_*.tsv")).read_text().splitlines()
+    assert [line.split("\t")[:5] for line in table[1:]] == [["Random", "-", "", "", ""],
+                                                           ["VisRank", "planted", "", "", ""]]
+
+
+@pytest.mark.parametrize("models, accuracy, message", [
+    ("    VisRank: {loader: planted, aggregation: [max, mean]}", "", "models.VisRank: aggregation searched"),
+    ("    BPRMF: {epochs: 1}", "", "models.BPRMF: BPRMF trains through loss"),
+    ("    Random: {seed: 1}", ", imagenet_accuracy: {resnet5: {top1: 1, source: x}}",
+     "imagenet_accuracy.resnet5"),
+])
+def test_entries_the_protocol_cannot_serve_are_refused_before_any_work(tmp_path: Path, models: str, accuracy: str,
+                                                                         message: str) -> None:
+    config = small_config(tmp_path, models, accuracy)
+    with pytest.raises(ValueError, match=message):
+        run_experiment(config)
+    assert not (tmp_path / "performance").exists()
