@@ -27,6 +27,7 @@ benchmarks: $(STAMP)
 	$(PY) benchmarks/vbpr_epoch.py
 	$(PY) benchmarks/extract.py
 	$(PY) benchmarks/visdiv.py --quick
+	$(PY) benchmarks/transactions.py
 
 clean:
 	rm -rf $(VENV) results

@@ -165,3 +165,22 @@ def test_events_without_timestamps_are_an_error_naming_the_dataset() -> None:
     data = Interactions.from_frames("nostamps", frame, frame.iloc[:0])
     with pytest.raises(ValueError, match="nostamps.*timestamps"):
         transaction_view(data, Transactions())
+
+
+def test_auc_counts_full_rank_positions_among_the_candidates(data: Interactions) -> None:
+    view = transaction_view(data, Transactions(window=60))
+    metrics = build_metrics(Evaluation(simple_metrics=["AUC"]))
+    result = evaluate_transactions(visrank(view), view, metrics, [3], top_k=3)
+    # Elliot's (N_neg - R + p) / N_neg, N_neg = candidates - |Rel| + 1, per relevant item:
+    # T1 (8 candidates, {b, c}): b R=0 -> 7/7, c R=4 after b -> (7 - 4 + 1)/7;  T2 (6, {d}) R=0 -> 1;
+    # T3 (8, {i}) R=1 -> 7/8;  T4 (8, {d}) R=2 -> 6/8
+    assert result.values[3]["AUC"] == pytest.approx((1 + 4 / 7 + 1 + 7 / 8 + 6 / 8) / 5)
+
+
+def test_data_without_a_second_transaction_is_an_error_naming_the_window() -> None:
+    frame = pd.DataFrame([("u", "a", 100), ("u", "b", 130), ("v", "a", 100)],
+                         columns=["user", "item", "timestamp"]).assign(rating=1.0)
+    data = Interactions.from_frames("once", frame, frame.iloc[:0])
+    assert transaction_view(data, Transactions(window=0)).profiles.n_users == 1
+    with pytest.raises(ValueError, match="once.*no transaction to evaluate.*window 60s"):
+        transaction_view(data, Transactions(window=60))
