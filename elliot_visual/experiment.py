@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from elliot_visual.config import load_experiment
 from elliot_visual.config.schema import Experiment
@@ -15,10 +14,8 @@ from elliot_visual.features.store import side_information_provider
 from elliot_visual.reports.elliot_format import write_reports
 from elliot_visual.storage import ResultPaths
 from elliot_visual.training.loop import set_cpu_threads
+from elliot_visual.transfer_study import check_accuracy_keys, write_transfer_study
 from elliot_visual.tuning.tune import ModelOutcome, TuningSettings, comparison_variants, tune_and_evaluate
-
-if TYPE_CHECKING:
-    from elliot_visual.transfer_study import TransferSummary
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +29,11 @@ class RunSummary:
     files: list[Path]
 
 
-def run_experiment(config_path: str | Path) -> "RunSummary | TransferSummary":
+def run_experiment(config_path: str | Path) -> RunSummary:
     """Load the config, prepare data and features, tune/train/evaluate every model, write reports."""
     exp = load_experiment(config_path)                              # config/: validated, or ConfigError
-    if exp.evaluation.transactions is not None:                     # the per-transaction protocol (issue 18)
-        from elliot_visual.transfer_study import run_transfer_study
-
-        return run_transfer_study(exp)
+    if exp.evaluation.transactions is not None:                     # the transfer study's tables: known backbones
+        check_accuracy_keys(exp.evaluation.transactions)
     check_inputs_exist(exp.data)                                    # data/: stop at once if data are absent
     set_cpu_threads(exp.threads)                                    # training/: torch's CPU pool
     run_extraction_blocks(exp)                                      # extraction/: only missing features
@@ -52,6 +47,7 @@ def run_experiment(config_path: str | Path) -> "RunSummary | TransferSummary":
     profiles = best_model_profiles(exp.evaluation, outcomes, folds, features)  # evaluation/: VisDiv maps to draw
     files = write_reports(exp.evaluation, outcomes, significance, paths, profiles=profiles,
                           triplets=exp.print_results_as_triplets)  # reports/: files, figures
+    files += write_transfer_study(exp.evaluation, outcomes, features, folds[-1][-1], paths)  # transfer tables
     return RunSummary(exp, outcomes, files)
 
 

@@ -1,21 +1,19 @@
-"""The ImageNet-transfer study of del Rio et al. (RecSys KTL 2018), run from one config.
+"""The ImageNet-transfer study of del Rio et al. (RecSys KTL 2018): its two tables from a run's outcomes.
 
-"Do Better ImageNet Models Transfer Better... for Image Recommendation?": every model entry is
-evaluated under the per-transaction rolling protocol (``evaluation.transactions``,
-:mod:`elliot_visual.evaluation.transactions`); a ``loader`` list compares feature sets, one row
-each. The rows become the study's two tables (:mod:`elliot_visual.reports.transfer_tables`):
+"Do Better ImageNet Models Transfer Better... for Image Recommendation?": the model entries of the
+``transactions`` task (:mod:`elliot_visual.evaluation.tasks.transactions`, the per-transaction
+rolling protocol) are tuned and evaluated by the ordinary runner; a ``loader`` list compares
+feature sets, one row each. This module turns those rows into the study's tables
+(:mod:`elliot_visual.reports.transfer_tables`):
 
-* backbones — frozen feature sets beside their backbone's ImageNet top-1 / top-5, read from the
+* backbones: frozen feature sets beside their backbone's ImageNet top-1 / top-5, read from the
   weights' own metadata (torchvision's) or, for weights that carry none (timm, Keras,
   EfficientNet-Lite), from ``evaluation.transactions.imagenet_accuracy`` in the config, each
   figure with its source; Spearman's rank correlation of accuracy with each metric under it;
-* fine-tuning — feature sets written by ``finetune`` blocks (their ``metadata.json`` says mode
+* fine-tuning: feature sets written by ``finetune`` blocks (their ``metadata.json`` says mode
   and tasks) beside the frozen row of the same backbone.
 
-The protocol rolls over every purchase, so the configured split only fixes the catalogue;
-nothing is selected on validation (VisRank and Random have no hyperparameter to tune), so a
-searched hyperparameter other than ``loader`` is refused. This runner is the transaction task's
-until the tasks seam (issue 10) lets the tuner ask a task for its evaluation.
+A feature set's backbone is read from the ``metadata.json`` extraction writes beside it.
 """
 from __future__ import annotations
 
@@ -23,27 +21,22 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from elliot_visual.config.schema import Experiment, ImageNetFigures, ModelSpec
-from elliot_visual.data.loading import check_inputs_exist, prepare_data
-from elliot_visual.evaluation.evaluator import build_metrics
-from elliot_visual.evaluation.metrics.base import Metric
-from elliot_visual.evaluation.transactions import TransactionView, evaluate_transactions, transaction_view
-from elliot_visual.features.store import SplitFeatures, side_information_provider
-from elliot_visual.models.base import build_model
-from elliot_visual.registry import MODELS
-from elliot_visual.reports.elliot_format import ResultRow, write_performance
+from elliot_visual.config.schema import Evaluation, ImageNetFigures, Transactions
 from elliot_visual.reports.transfer_tables import (BackboneRow, FinetuneRow, RankCorrelation,
                                                    write_transfer_tables)
-from elliot_visual.storage import timestamp_suffix
-from elliot_visual.training.loop import resolve_device, set_cpu_threads
-from elliot_visual.tuning.tune import comparison_variants
+from elliot_visual.storage import ResultPaths, timestamp_suffix
+
+if TYPE_CHECKING:
+    from elliot_visual.features.store import SplitFeatures
+    from elliot_visual.tuning.tune import ModelOutcome
 
 log = logging.getLogger(__name__)
 FEATURE_KIND = "visual_features"
+TASK = "transactions"
 
 
 @dataclass(frozen=True)
@@ -59,103 +52,55 @@ class Provenance:
 
 @dataclass(frozen=True)
 class StudyEntry:
-    """One evaluated model entry: its report name, family, feature set and metric values."""
+    """One evaluated model entry: its report name, family, feature set and test values."""
 
     name: str
     family: str
     loader: str | None
     provenance: Provenance | None
     values: dict[int, dict[str, float]]
-    n_transactions: int
 
 
-@dataclass
-class TransferSummary:
-    """What a study run produced (the runner's ``RunSummary`` shape: ``files`` among them)."""
-
-    experiment: Experiment
-    entries: list[StudyEntry]
-    backbones: dict[int, list[BackboneRow]]
-    correlations: dict[int, list[RankCorrelation]]
-    finetuned: dict[int, list[FinetuneRow]]
-    files: list[Path]
-    outcomes: tuple = ()
-
-
-def run_transfer_study(exp: Experiment) -> TransferSummary:
-    """Extract / fine-tune what is missing, evaluate every entry per transaction, write both tables."""
-    from elliot_visual.experiment import result_paths, run_extraction_blocks
-
-    options = exp.evaluation.transactions
-    if options is None:
-        raise ValueError(f"{exp.config_path}: the transfer study needs evaluation.transactions "
-                         "(window, one_of_a_kind)")
-    variants = [variant for spec in exp.models for variant in comparison_variants(spec)]
-    for variant in variants:                                   # fail before any extraction
-        check_entry(variant)
-    check_accuracy_keys(options.imagenet_accuracy)
-    check_inputs_exist(exp)
-    set_cpu_threads(exp.threads)
-    run_extraction_blocks(exp)
-    paths = result_paths(exp).create()
-    folds, features = side_information_provider(exp, prepare_data(exp))
-    view = transaction_view(folds[0][0], options)
-    log.info("%s: %d transactions evaluated (%d skipped), one_of_a_kind=%s, window=%gs", exp.dataset,
-             view.profiles.n_users, view.skipped, options.one_of_a_kind, options.window)
-    metrics = build_metrics(exp.evaluation)
-    cutoffs = list(exp.evaluation.cutoffs) or [exp.top_k]
-    entries = [evaluate_entry(variant, view, features, metrics, cutoffs, exp) for variant in variants]
-    columns = [m.column(cutoffs[0]) for m in metrics]
-    stamp = timestamp_suffix()
-    files: list[Path] = []
-    backbones, correlations, finetuned = {}, {}, {}
-    for k in cutoffs:
-        files += write_performance(paths, k, exp.evaluation.relevance_threshold, stamp,
-                                   [ResultRow(e.name, e.values[k]) for e in entries])
-        backbones[k] = backbone_rows(entries, k, options.imagenet_accuracy)
-        correlations[k] = rank_correlations(backbones[k], columns)
-        finetuned[k] = finetune_rows(entries, k)
-        files += write_transfer_tables(paths, k, stamp, columns, backbones[k], correlations[k], finetuned[k])
-    return TransferSummary(exp, entries, backbones, correlations, finetuned, files)
-
-
-def check_entry(spec: ModelSpec) -> None:
-    """Refuse an entry the protocol cannot serve: a searched hyperparameter, a gradient-trained model."""
-    cls = MODELS.get(spec.name)
-    if spec.search:
-        raise ValueError(f"models.{spec.key}: {', '.join(spec.search)} searched, but the transactions protocol "
-                         "selects nothing on validation; give one value each (a list under 'loader' compares)")
-    if cls.is_gradient_model():
-        raise ValueError(f"models.{spec.key}: {cls.family} trains through loss(batch); the transactions protocol "
-                         "serves profile-based models with fit(data) (VisRank, Random)")
-
-
-def check_accuracy_keys(configured: dict[str, ImageNetFigures]) -> None:
-    """Every key of ``evaluation.transactions.imagenet_accuracy`` must name a registered backbone."""
+def check_accuracy_keys(options: Transactions) -> None:
+    """Every key of ``evaluation.transactions.imagenet_accuracy`` must name a registered backbone
+    (checked before any work)."""
     from elliot_visual.extraction.backbones import get_backbone
 
-    for name in configured:
+    for name in options.imagenet_accuracy:
         try:
             get_backbone(name)
         except KeyError as error:
             raise ValueError(f"evaluation.transactions.imagenet_accuracy.{name}: {error}") from None
 
 
-def evaluate_entry(spec: ModelSpec, view: TransactionView, features: SplitFeatures, metrics: list[Metric],
-                   cutoffs: list[int], exp: Experiment) -> StudyEntry:
-    """Build ``spec``'s model for the rolling profiles and evaluate it per transaction."""
-    cls = MODELS.get(spec.name)
-    params = cls.Params(**spec.params)
-    model = build_model(cls, params, view.profiles.n_users, view.profiles.n_items,
-                        features(cls, params, view.profiles))
-    result = evaluate_transactions(model.to(resolve_device(exp.gpu)), view, metrics, cutoffs, exp.top_k,
-                                   device=resolve_device(exp.gpu))
-    name = cls.report_name(params)
-    loader = getattr(params, "loader", None) if cls.needs else None
-    provenance = feature_provenance(features.store(view.profiles), loader) if loader else None
-    first = cutoffs[0]
-    log.info("%s: %s", name, ", ".join(f"{c}@{first} {v:.4f}" for c, v in result.values[first].items()))
-    return StudyEntry(name, cls.family, loader, provenance, result.values, result.n_transactions)
+def study_entries(outcomes: "list[ModelOutcome]", features: "SplitFeatures", data: Any) -> list[StudyEntry]:
+    """The outcomes of the ``transactions`` task, each with the provenance of its feature set."""
+    entries = []
+    store = features.store(data) if features.namespaces else None
+    for outcome in outcomes:
+        if outcome.task != TASK:
+            continue
+        provenance = feature_provenance(store, outcome.loader) if outcome.loader and store else None
+        entries.append(StudyEntry(outcome.best.name, outcome.family, outcome.loader, provenance,
+                                  outcome.best.test.values))
+    return entries
+
+
+def write_transfer_study(evaluation: Evaluation, outcomes: "list[ModelOutcome]", features: "SplitFeatures",
+                         data: Any, paths: ResultPaths) -> list[Path]:
+    """Both tables at every cutoff, for the run's ``transactions`` entries (none: nothing written)."""
+    entries = study_entries(outcomes, features, data)
+    if not entries:
+        return []
+    configured = (evaluation.transactions or Transactions()).imagenet_accuracy
+    stamp = timestamp_suffix()
+    files: list[Path] = []
+    for k in sorted(entries[0].values):
+        columns = list(entries[0].values[k])
+        backbones = backbone_rows(entries, k, configured)
+        files += write_transfer_tables(paths, k, stamp, columns, backbones, rank_correlations(backbones, columns),
+                                       finetune_rows(entries, k))
+    return files
 
 
 def feature_provenance(store: Any, loader: str) -> Provenance | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -125,18 +124,20 @@ def test_miniature_artwork_transfer_config_writes_both_tables(tmp_path: Path) ->
     config = tmp_path / "transfer.yml"
     config.write_text(CONFIG.format(root=tmp_path, crop=CROP))
     summary = run_experiment(config)
-    names = [e.name for e in summary.entries]
+    assert [o.task for o in summary.outcomes] == ["transactions"] * 4
+    names = [o.best.name for o in summary.outcomes]
     assert names == ["Random_seed=7", "VisRank_agg=max_load=lite0", "VisRank_agg=max_load=lite0_shallow",
                      "VisRank_agg=max_load=lite0_deep_multi"]
     performance = tmp_path / "results" / "performance"
-    written = sorted(p.name.rsplit("_", 6)[0] for p in performance.iterdir())
+    written = sorted(p.name.rsplit("_", 6)[0] for p in performance.iterdir()
+                     if p.name.startswith(("rec_", "transfer_")))
     assert written == ["rec_cutoff_10_relthreshold_1", "rec_cutoff_5_relthreshold_1",
                        "transfer_backbones_cutoff_10", "transfer_backbones_cutoff_10",
                        "transfer_backbones_cutoff_5", "transfer_backbones_cutoff_5",
                        "transfer_finetuning_cutoff_10", "transfer_finetuning_cutoff_10",
                        "transfer_finetuning_cutoff_5", "transfer_finetuning_cutoff_5"]
     table1 = next(performance.glob("transfer_backbones_cutoff_10_*.md")).read_text().splitlines()
-    visrank = summary.entries[1].values[10]
+    visrank = summary.outcomes[1].best.test.values[10]
     assert table1[2].startswith("| Random | - |  |  | ")
     assert table1[3] == ("| VisRank | lite0 | 75.10 |  | " + " | ".join(f"{visrank[m]:.4f}" for m in
                          ["Recall", "Precision", "F1", "MAP", "MRR", "nDCG"]) + " | config: a test figure |")
@@ -149,7 +150,7 @@ def test_miniature_artwork_transfer_config_writes_both_tables(tmp_path: Path) ->
     elliot = next(performance.glob("rec_cutoff_10_*.tsv")).read_text().splitlines()
     assert elliot[0] == "model\tRecall\tPrecision\tF1\tMAP\tMRR\tnDCG" and len(elliot) == 5
     again = run_experiment(config)  # features are complete: nothing re-extracted, same figures
-    assert [e.values for e in again.entries] == [e.values for e in summary.entries]
+    assert [o.best.test.values for o in again.outcomes] == [o.best.test.values for o in summary.outcomes]
 
 
 def visrank_recall(view, features: np.ndarray, k: int = 20) -> float:
@@ -220,16 +221,15 @@ def small_config(tmp_path: Path, models: str, accuracy: str = "") -> Path:
 
 def test_planted_feature_vectors_run_without_extraction_and_beat_random(tmp_path: Path) -> None:
     config = small_config(tmp_path, "    Random: {seed: 1}\n    VisRank: {loader: planted}")
-    random, visrank = run_experiment(config).entries
-    assert visrank.provenance is None and visrank.values[5]["Recall"] > random.values[5]["Recall"]
+    random, visrank = run_experiment(config).outcomes
+    assert visrank.best.test.values[5]["Recall"] > random.best.test.values[5]["Recall"]
     table = next((tmp_path / "performance").glob("transfer_backbones_cutoff_5_*.tsv")).read_text().splitlines()
     assert [line.split("\t")[:5] for line in table[1:]] == [["Random", "-", "", "", ""],
                                                            ["VisRank", "planted", "", "", ""]]
 
 
 @pytest.mark.parametrize("models, accuracy, message", [
-    ("    VisRank: {loader: planted, aggregation: [max, mean]}", "", "models.VisRank: aggregation searched"),
-    ("    BPRMF: {epochs: 1}", "", "models.BPRMF: BPRMF trains through loss"),
+    ("    BPRMF: {meta: {task: transactions}, epochs: 1}", "", "BPRMF does not serve the 'transactions' task"),
     ("    Random: {seed: 1}", ", imagenet_accuracy: {resnet5: {top1: 1, source: x}}",
      "imagenet_accuracy.resnet5"),
 ])

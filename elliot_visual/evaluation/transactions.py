@@ -269,12 +269,36 @@ class TransactionResult:
 
 def evaluate_transactions(model: Recommender, view: TransactionView, metrics: Sequence[Metric],
                           cutoffs: Sequence[int], top_k: int, *, device: torch.device = torch.device("cpu"),
-                          batch_size: int = 512) -> TransactionResult:
+                          batch_size: int = 512, lists: TopK | None = None) -> TransactionResult:
     """Fit ``model`` on the rolling profiles, rank each transaction's candidates, average the metrics.
 
-    ``model`` must be a profile-based model (``fit(data)``) built for ``view.profiles`` (its
-    ``train_positives`` feature, if it reads one, from that split); a gradient model would be
-    trained on the profiles of all transactions at once, which sees the future, and is refused.
+    ``model`` must be a profile-based model (``fit(data)``); a gradient model would be trained on
+    the profiles of all transactions at once, which sees the future, and is refused. ``lists``:
+    this model's lists ranked earlier by :func:`rank_transactions` (with positions when a metric
+    needs them), to add metrics without scoring again.
+    """
+    wants_positions = any(m.needs_positions for m in metrics)
+    if lists is None or (wants_positions and lists.positions is None):
+        lists = rank_transactions(model, view, top_k, device=device, batch_size=batch_size,
+                                  positions=wants_positions)
+    data = view.profiles
+    relevance = data.test.relevance(data.n_users, data.n_items, 1.0)
+    relevance.sort_indices()
+    ctx = RankingContext.build(data, data.test, lists, 1.0, relevance=relevance, n_candidates=view.candidates)
+    table = compute_table(ctx, list(metrics), list(cutoffs))
+    values = {k: {col: v.value for col, v in row.items()} for k, row in table.items()}
+    per = {k: {col: v.per_user for col, v in row.items() if v.per_user is not None} for k, row in table.items()}
+    return TransactionResult(values=values, per_transaction=per, recommendations=lists,
+                             n_transactions=data.n_users, skipped=view.skipped)
+
+
+def rank_transactions(model: Recommender, view: TransactionView, top_k: int, *,
+                      device: torch.device = torch.device("cpu"), batch_size: int = 512,
+                      positions: bool = False) -> TopK:
+    """Fit ``model`` on the rolling profiles and rank the candidates of every evaluated transaction.
+
+    Returns the top-``top_k`` of each (row ``r`` = ``view.rows[r]``) and, with ``positions``, the
+    full-rank position of every relevant item (AUC).
     """
     if model.is_gradient_model():
         raise ValueError(f"model {model.family} trains through loss(batch); the transactions protocol serves "
@@ -283,31 +307,23 @@ def evaluate_transactions(model: Recommender, view: TransactionView, metrics: Se
     data = view.profiles
     model.fit(data)
     model.eval()
-    held = data.test
-    relevance = held.relevance(data.n_users, data.n_items, 1.0)
+    relevance = data.test.relevance(data.n_users, data.n_items, 1.0)
     relevance.sort_indices()
-    wants_positions = any(m.needs_positions for m in metrics)
     n = data.n_users
     items = np.full((n, top_k), -1, dtype=np.int64)
     scores = np.full((n, top_k), -np.inf, dtype=np.float32)
-    positions = np.empty(relevance.nnz, dtype=np.int64) if wants_positions else None
+    found = np.empty(relevance.nnz, dtype=np.int64) if positions else None
     # Batches of similar profile length: a batch is padded to its longest profile, so sorting by
     # length cuts the work of profile-based scoring (VisRank's (batch, profile, items) block).
     order = np.argsort(np.diff(data.train.indptr), kind="stable")
     for start in range(0, n, batch_size):
         rows = order[start:start + batch_size]
         allowed = sp.csr_matrix(view.candidate_mask(rows))
-        block = _ranked_block(model, rows, allowed, relevance[rows] if wants_positions else None, top_k, device)
+        block = _ranked_block(model, rows, allowed, relevance[rows] if positions else None, top_k, device)
         items[rows], scores[rows] = block.items, block.scores
-        if positions is not None:
-            positions[csr_row_entries(relevance, rows)[2]] = block.positions
-    top = TopK(users=np.arange(n, dtype=np.int64), items=items, scores=scores, positions=positions)
-    ctx = RankingContext.build(data, held, top, 1.0, relevance=relevance, n_candidates=view.candidates)
-    table = compute_table(ctx, list(metrics), list(cutoffs))
-    values = {k: {col: v.value for col, v in row.items()} for k, row in table.items()}
-    per = {k: {col: v.per_user for col, v in row.items() if v.per_user is not None} for k, row in table.items()}
-    return TransactionResult(values=values, per_transaction=per, recommendations=top,
-                             n_transactions=data.n_users, skipped=view.skipped)
+        if found is not None:
+            found[csr_row_entries(relevance, rows)[2]] = block.positions
+    return TopK(users=np.arange(n, dtype=np.int64), items=items, scores=scores, positions=found)
 
 
 def _ranked_block(model: Recommender, rows: np.ndarray, allowed: sp.csr_matrix,

@@ -17,6 +17,8 @@ class Random(Recommender):
     class Params(HyperParams):
         seed: int = hp(42, "seed")
 
+    tasks = ("ranking", "sampled", "transactions")
+
     def __init__(self, params: Params, n_users: int, n_items: int,
                  features: Mapping[str, Tensor] | None = None) -> None:
         super().__init__(params, n_users, n_items, features)

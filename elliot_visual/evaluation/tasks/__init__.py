@@ -1,8 +1,8 @@
-"""Tasks: the kinds of work a model serves (``ranking``, ``sampled``, ``auc``, ``multilabel``),
-registered in ``TASKS``; see :mod:`elliot_visual.evaluation.tasks.base`."""
+"""Tasks: the kinds of work a model serves (``ranking``, ``sampled``, ``auc``, ``multilabel``,
+``transactions``), registered in ``TASKS``; see :mod:`elliot_visual.evaluation.tasks.base`."""
 from __future__ import annotations
 
-from elliot_visual.evaluation.tasks import auc, multilabel, ranking  # noqa: F401  (registers the tasks)
+from elliot_visual.evaluation.tasks import auc, multilabel, ranking, transactions  # noqa: F401  (registers the tasks)
 from elliot_visual.evaluation.tasks.base import (Selection, Task, TaskSettings, default_task, register_task,
                                                  score_function)
 from elliot_visual.registry import TASKS

@@ -167,8 +167,11 @@ def score_function(model: "Recommender", data: Interactions, part: Part) -> Call
 
 def default_task(model_tasks: Sequence[str], evaluation: Evaluation) -> str:
     """The task a model entry runs when ``meta.task`` is not given: ``sampled`` when the config has
-    ``evaluation.negative_sampling`` and the model serves it, else the model's first task."""
+    ``evaluation.negative_sampling`` and the model serves it, ``transactions`` likewise with
+    ``evaluation.transactions``, else the model's first task."""
     if evaluation.negative_sampling is not None and "sampled" in model_tasks:
         return "sampled"
+    if evaluation.transactions is not None and "transactions" in model_tasks:
+        return "transactions"
     return model_tasks[0]
 
