@@ -184,3 +184,24 @@ def test_data_without_a_second_transaction_is_an_error_naming_the_window() -> No
     assert transaction_view(data, Transactions(window=0)).profiles.n_users == 1
     with pytest.raises(ValueError, match="once.*no transaction to evaluate.*window 60s"):
         transaction_view(data, Transactions(window=60))
+
+
+def test_the_registered_task_refits_a_model_built_for_the_users_and_matches_the_hand_values(
+        data: Interactions) -> None:
+    from elliot_visual.evaluation.tasks import TaskSettings, build_task, default_task
+
+    evaluation = Evaluation(simple_metrics=["Recall", "MRR"], cutoffs=[3], transactions=Transactions(window=60))
+    assert default_task(VisRank.tasks, evaluation) == "transactions"
+    assert default_task(VisRank.tasks, Evaluation()) == "ranking"
+    task = build_task("transactions", TaskSettings(evaluation, top_k=3))
+    angles = np.radians([ANGLES[i] for i in data.item_ids])
+    features = torch.tensor(np.stack([np.cos(angles), np.sin(angles)], 1), dtype=torch.float32)
+    model = build_model(VisRank, VisRank.Params(), data.n_users, data.n_items,  # as the tuner builds it
+                        {"visual_features": features, "train_positives": train_positives(data)})
+    model.fit(data)
+    result = task.evaluate(model, data, "test")
+    assert result.values[3]["Recall"] == pytest.approx((1 / 2 + 1 + 1 + 1) / 4)
+    assert result.values[3]["MRR"] == pytest.approx((1 + 1 + 1 / 2 + 1 / 3) / 4)
+    assert result.recommendations is None  # lists rank transactions, not users
+    selection = task.selection("MRR@3")
+    assert task.validate(model, data, [selection]) == {"MRR@3": pytest.approx(17 / 24)}
