@@ -17,7 +17,7 @@ class Random(Recommender):
     class Params(HyperParams):
         seed: int = hp(42, "seed")
 
-    tasks = ("ranking", "sampled", "transactions")
+    tasks = Recommender.tasks + ("transactions",)
 
     def __init__(self, params: Params, n_users: int, n_items: int,
                  features: Mapping[str, Tensor] | None = None) -> None:

@@ -35,7 +35,7 @@ class VisRank(Recommender):
 
     needs = ("visual_features", "train_positives")
     loader_in_name = True
-    tasks = ("ranking", "sampled", "transactions")  # per transaction: del Rio et al. 2018
+    tasks = Recommender.tasks + ("transactions",)  # per transaction: del Rio et al. 2018
 
     def __init__(self, params: Params, n_users: int, n_items: int,
                  features: Mapping[str, Tensor] | None = None) -> None:
