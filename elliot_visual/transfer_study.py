@@ -64,7 +64,7 @@ class StudyEntry:
 def check_accuracy_keys(options: Transactions) -> None:
     """Every key of ``evaluation.transactions.imagenet_accuracy`` must name a registered backbone
     (checked before any work)."""
-    from elliot_visual.extraction.backbones import get_backbone
+    from elliot_visual.extraction.catalogue import get_backbone
 
     for name in options.imagenet_accuracy:
         try:
@@ -120,7 +120,7 @@ def feature_provenance(store: Any, loader: str) -> Provenance | None:
 def imagenet_accuracy(provenance: Provenance, configured: dict[str, ImageNetFigures]
                       ) -> tuple[float | None, float | None, str]:
     """(top-1, top-5, source): the weights' own metadata first, then the config's figures."""
-    from elliot_visual.extraction.backbones import get_backbone
+    from elliot_visual.extraction.catalogue import get_backbone
 
     if provenance.weights.get("kind") == "pretrained":
         backbone = get_backbone(provenance.backbone, provenance.backend)

@@ -170,8 +170,8 @@ def aligned(folder: Path, item_ids: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_planted_style_visrank_beats_random_and_a_deep_fine_tune_beats_the_frozen_backbone(
         tmp_path: Path, seed: int) -> None:
-    from elliot_visual.extraction.config import FinetuneConfig, parse_block
-    from elliot_visual.extraction.extract import run_extraction
+    from elliot_visual.config.extraction import FinetuneConfig, parse_block
+    from elliot_visual.extraction.blocks import run_extraction
     from elliot_visual.extraction.finetune import finetune
 
     data = planted(tmp_path, seed, n_users=90, n_items=96)
