@@ -127,11 +127,13 @@ def safe_file_name(name: str) -> str:
 
 # --- feature folders: written by extraction/, read by features/ -------------------------------
 # <root>/<network>/<layer>/ holds FEATURES_FILE (n_items, *shape) with IDS_FILE (one public item id
-# per line, in row order), FAILED_FILE (images that could not be decoded) and METADATA_FILE,
-# written last: a folder without it is incomplete.
+# per line, in row order), FAILED_FILE (images that could not be decoded), NAMES_FILE (named
+# columns, e.g. class probabilities: one name per line, one line per column; optional) and
+# METADATA_FILE, written last: a folder without it is incomplete.
 FEATURES_FILE = "features.npy"
 IDS_FILE = "item_ids.txt"
 FAILED_FILE = "failed_images.tsv"
+NAMES_FILE = "names.txt"
 METADATA_FILE = "metadata.json"
 
 

@@ -7,6 +7,9 @@ owns their keys (``extraction/`` runs them). A typo or a bad value raises :class
       - images: ../data/{0}/images          # folder of <item_id>.<ext>, or a TSV item_id<TAB>path
         backbone: resnet50                  # a BACKBONES name (elliot_visual.registry)
         layers: [avgpool, conv5_block3_out] # aliases or FX node names; one pass over the images
+                                            # (probabilities: softmax of the logits + names.txt)
+        classes: [jersey, cardigan]         # keep these classes of 'probabilities' (by name;
+                                            # not renormalised)
         weights: pretrained                 # | random (or null) | a weights tag | /path/to/file
         output: ../data/{0}/features        # -> <output>/<backbone>/<layer>/ (see extract.py)
         format: matrix                      # | per_item (Elliot's one <item_id>.npy per item)
@@ -32,7 +35,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from elliot_visual.config.weights import weights_choice
 from elliot_visual.registry import BACKBONES, KERAS_BACKBONES
@@ -72,6 +75,7 @@ class ExtractionConfig(_Block):
     backbone: str
     backend: Literal["torch", "tensorflow"] = "torch"
     layers: list[str] | None = None
+    classes: list[str] | None = None  # a subset of the 'probabilities' layer's classes, by name
     weights: str | None = "pretrained"
     output: Path = Path("../data/{0}/features")
     name: str | None = None
@@ -95,6 +99,17 @@ class ExtractionConfig(_Block):
     @classmethod
     def _one_layer(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _classes_need_probabilities(self) -> "ExtractionConfig":
+        if self.classes is not None and not any(n.lower() == "probabilities" for n in self.layers or []):
+            raise ValueError("key 'classes' selects columns of the 'probabilities' layer; add "
+                             "'probabilities' to 'layers'")
+        if self.classes is not None and not self.classes:
+            raise ValueError("key 'classes' is empty; name at least one class or drop the key")
+        if self.classes and self.backend == "torch":  # unknown class names fail at load time
+            BACKBONES.get(self.backbone).probabilities(self.weights, self.classes)
+        return self
 
     @field_validator("pca", mode="before")
     @classmethod
@@ -156,6 +171,14 @@ class FinetuneConfig(ExtractionConfig):
     patience: int = Field(5, ge=0)
     validation_ratio: float = Field(0.2, gt=0, lt=1)
     train_batch_size: int = Field(32, ge=1)
+    probabilities: bool = False  # also write each categorical head's class probabilities, named
+
+    @model_validator(mode="after")
+    def _classes_need_probabilities(self) -> "FinetuneConfig":
+        if self.classes is not None:
+            raise ValueError("key 'classes' selects ImageNet classes of an extraction block; a "
+                             "finetune block writes every label of its heads (probabilities: true)")
+        return self
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -195,8 +218,9 @@ def parse_block(block: Any, base_dir: str | Path = ".", dataset: str | None = No
         config = kind.model_validate(raw)
     except ValidationError as error:
         problems = "; ".join(
-            f"key '{'.'.join(str(p) for p in e['loc']) or '?'}': {e['msg']}"
-            + (f" (got {e['input']!r})" if e["type"] not in ("missing", "extra_forbidden") else "")
+            (f"key '{'.'.join(str(p) for p in e['loc'])}': {e['msg']}"
+             + (f" (got {e['input']!r})" if e["type"] not in ("missing", "extra_forbidden") else "")
+             if e["loc"] else e["msg"].removeprefix("Value error, "))  # whole-block checks
             for e in error.errors())
         raise ExtractionConfigError(f"{where} block: {problems}") from None
     except KeyError as error:  # an unknown backbone name, with the known names

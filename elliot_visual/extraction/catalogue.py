@@ -22,4 +22,5 @@ def list_layers(name: str, backend: str = "torch") -> list[str]:
     if backend in ("tensorflow", "keras"):
         return list(backbone.layers)
     model, _ = backbone.build(weights=None)
-    return list(backbone.layers) + backbone.node_names(model)
+    derived = ["probabilities"] if "logits" in backbone.layers else []
+    return list(backbone.layers) + derived + backbone.node_names(model)

@@ -10,6 +10,8 @@ On-disk layout (the contract with ``features/``), for ``output=data/<dataset>/fe
         item_ids.txt        the public item ids, one per line, in row order (both formats)
         failed_images.tsv   header + one 'item_id<TAB>path<TAB>reason' row per image that could
                             not be decoded; these items have no features
+        names.txt           named layers only (probabilities): one class name per line, one line
+                            per column; FeatureVectors reads it as the column names
         metadata.json       backbone, library, architecture, weights (kind, tag, file, sha256),
                             layer, FX node, per-item shape and layout, dtype, format, n_items,
                             preprocessing, library versions. Written last: a folder without it
@@ -246,12 +248,27 @@ def _assemble(job: FeatureJob, n_shards: int) -> ExtractionResult:
         layer = job.layers[name]
         meta = {**job.metadata, "layer": name, "node": layer.node, "shape": list(shape),
                 "layout": layout_of(shape), "dtype": job.dtype, "format": job.format,
-                "n_items": len(ids), "n_failed": len(failed)}
+                "n_items": len(ids), "n_failed": len(failed), **_write_names(folder, layer, shape)}
         storage.write_json(folder / storage.METADATA_FILE, meta)
         folders[name] = folder
         if job.pca is not None and len(shape) == 1:
             folders.update(_write_pca(job, name, [p for _, p in parts], ids, failed_text, meta))
     return ExtractionResult(folders, len(ids), failed)
+
+
+def _write_names(folder: Path, layer: Layer, shape: tuple[int, ...]) -> dict[str, Any]:
+    """``names.txt`` for a named layer (a stale one removed otherwise); its metadata entries."""
+    path = folder / storage.NAMES_FILE
+    if layer.names is None:
+        path.unlink(missing_ok=True)
+        return {}
+    if len(layer.names) != shape[-1]:
+        raise RuntimeError(f"layer '{layer.node}' has {shape[-1]} columns but {len(layer.names)} "
+                           "class names; its weights do not match the names' head")
+    storage.write_text(path, "".join(f"{n}\n" for n in layer.names))
+    return {"names_file": storage.NAMES_FILE, "values": "softmax probabilities" if layer.softmax else "",
+            "class_subset": layer.columns is not None, "renormalised": False,
+            "description": layer.description}
 
 
 def _remove_stale_items(folder: Path, ids: list[str]) -> None:
@@ -351,7 +368,7 @@ def build_extractor(config: ExtractionConfig) -> tuple[Extractor, dict[str, Laye
     if info.kind == "random":
         log.warning("backbone '%s' runs with RANDOM weights (weights: %s), as asked",
                     backbone.name, config.weights)
-    taps, layers = build_taps(backbone, model, layer_names, preprocessing)
+    taps, layers = build_taps(backbone, model, layer_names, preprocessing, weights, config.classes)
     device = resolve_device(config.device_index)
     extractor = TorchExtractor(taps, device, config.precision)
     return extractor, layers, preprocessing, info, extractor.describe()
@@ -407,7 +424,8 @@ def extract(config: ExtractionConfig) -> ExtractionResult:
     metadata = base_metadata(config, preprocessing, weights, run)
     fingerprint = job_fingerprint(
         {"meta": {k: v for k, v in metadata.items() if k != "versions"},
-         "layers": {k: v.node for k, v in layers.items()}, "shard_size": config.shard_size,
+         "layers": {k: v.node if not v.softmax else [v.node, v.columns] for k, v in layers.items()},
+         "shard_size": config.shard_size,
          "max_pixels": config.max_pixels, "fast_jpeg": config.fast_jpeg}, records)
     job = FeatureJob(
         records=records, extractor=extractor, layers=layers, preprocessing=preprocessing,

@@ -12,7 +12,10 @@ epochs (default 5) passed without a lower validation loss, the best epoch restor
 so an epoch costs almost nothing); ``deep`` trains through the backbone too (its last
 ``deep_blocks`` blocks, or all of it), with batch-norm statistics frozen.
 The shared layer's activations of every image are then written exactly like an extraction
-(:mod:`.extract`), as layer ``shared`` of the network ``<backbone>_finetuned_<mode>``.
+(:mod:`.extract`), as layer ``shared`` of the network ``<backbone>_finetuned_<mode>``; with
+``probabilities: true`` each categorical head's class probabilities (softmax in float32) go beside
+it as layer ``probabilities_<column>``, its ``names.txt`` holding the head's labels (the sorted
+label values of the training items, the head's output order).
 
 Seeded and deterministic: the split, the batch order and the heads' initialisation come from
 ``seed``; nothing touches the global random state. The labelled images are decoded once and kept
@@ -21,6 +24,7 @@ in memory as uint8 (3 * crop^2 bytes each, 150 kB at 224 px).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,14 +35,14 @@ import torch
 from torch import nn
 
 from elliot_visual import storage
-from elliot_visual.extraction.backbones import Layer
+from elliot_visual.extraction.backbones import PROBABILITIES, Layer
 from elliot_visual.extraction.catalogue import get_backbone
 from elliot_visual.config.extraction import ExtractionConfigError, FinetuneConfig
 from elliot_visual.extraction.extract import (ExtractionResult, FeatureJob, base_metadata,
                                               job_fingerprint, output_folders, resolve_workers, run_job)
 from elliot_visual.extraction.images import ImageDataset, ImageRecord, collate_images, list_images
 from elliot_visual.extraction.taps import (TapModule, TorchExtractor, autocast_context,
-                                          autocast_dtype, resolve_device)
+                                          autocast_dtype, class_probabilities, resolve_device)
 from elliot_visual.storage import is_complete_feature_folder
 from elliot_visual.training.loop import TrainingConfig, run_epochs
 
@@ -156,14 +160,27 @@ class SharedHead(nn.Module):
 
 
 class SharedExtractor(nn.Module):
-    """Images -> ``{'shared': (N, shared_dim)}``: the tuned network, for :func:`.extract.run_job`."""
+    """Images -> ``{'shared': (N, shared_dim), 'probabilities_<column>': (N, classes)...}``: the
+    tuned network, for :func:`.extract.run_job`; ``heads`` maps a layer name to a head's index."""
 
-    def __init__(self, taps: TapModule, pooled: str, head: SharedHead) -> None:
+    def __init__(self, taps: TapModule, pooled: str, head: SharedHead,
+                 heads: dict[str, int] | None = None) -> None:
         super().__init__()
-        self.taps, self.pooled, self.shared = taps, pooled, head.shared
+        self.taps, self.pooled, self.shared, self.tasks = taps, pooled, head.shared, head.heads
+        self.heads = heads or {}
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {SHARED_LAYER: self.shared(self.taps(images)[self.pooled])}
+        hidden = self.shared(self.taps(images)[self.pooled])
+        return {SHARED_LAYER: hidden, **{name: class_probabilities(self.tasks[i](hidden))
+                                          for name, i in self.heads.items()}}
+
+
+def head_layers(tasks: list[Task]) -> dict[str, tuple[int, Layer]]:
+    """``probabilities_<column>`` -> (head index, named softmax layer) for each categorical task."""
+    return {f"{PROBABILITIES}_{t.column}".replace(os.sep, "_"): (
+                i, Layer(f"shared -> head '{t.column}'", (t.out_dim,), softmax=True, names=tuple(t.classes),
+                         description=f"softmax of the fine-tuned head '{t.column}'; class names: its labels"))
+            for i, t in enumerate(tasks) if t.kind == "categorical"}
 
 
 @dataclass(frozen=True)
@@ -293,7 +310,9 @@ def finetune(config: FinetuneConfig) -> ExtractionResult:
     """Fine-tune as configured, save the network, and write the shared layer's features."""
     folders = output_folders(config, [SHARED_LAYER])
     if not config.overwrite and all(is_complete_feature_folder(f) for f in folders.values()):
-        return ExtractionResult(folders, skipped=True)
+        heads = sorted(folders[SHARED_LAYER].parent.glob(f"{PROBABILITIES}_*"))
+        if not config.probabilities or any(is_complete_feature_folder(f) for f in heads):
+            return ExtractionResult({**folders, **{f.name: f for f in heads}}, skipped=True)
     if config.backend != "torch":
         raise ExtractionConfigError("finetune key 'backend': fine-tuning needs backend: torch")
     backbone = get_backbone(config.backbone)
@@ -367,15 +386,21 @@ def finetune(config: FinetuneConfig) -> ExtractionResult:
               "best_validation_loss": best[0], "validation_losses": history,
               "n_train": len(train_pos), "n_validation": len(val_pos), "seed": config.seed,
               "metadata": str(config.metadata), "checkpoint": CHECKPOINT_FILE}
-    extractor = TorchExtractor(SharedExtractor(taps, pooled_name, head), device, config.precision)
+    heads = head_layers(tasks) if config.probabilities else {}
+    if config.probabilities and not heads:
+        raise ExtractionConfigError("finetune key 'probabilities': no categorical task has class "
+                                    "probabilities to write (every task is numeric)")
+    extractor = TorchExtractor(SharedExtractor(taps, pooled_name, head, {k: i for k, (i, _) in heads.items()}),
+                               device, config.precision)
     metadata = {**base_metadata(config, preprocessing, weights, extractor.describe()),
                 "finetune": tuning}
     fingerprint = job_fingerprint({"meta": {k: v for k, v in metadata.items() if k != "versions"},
-                                   "shard_size": config.shard_size}, records)
+                                   "shard_size": config.shard_size, "heads": sorted(heads)}, records)
     job = FeatureJob(records=records, extractor=extractor,
-                     layers={SHARED_LAYER: Layer(f"{pooled_name} -> shared dense",
-                                                 (config.shared_dim,))},
-                     preprocessing=preprocessing, folders=folders,
+                     layers={SHARED_LAYER: Layer(f"{pooled_name} -> shared dense", (config.shared_dim,)),
+                             **{k: layer for k, (_, layer) in heads.items()}},
+                     preprocessing=preprocessing,
+                     folders={**folders, **output_folders(config, list(heads))},
                      partial_dir=network_dir / f".partial-{fingerprint[:16]}", metadata=metadata,
                      batch_size=config.batch_size,
                      workers=resolve_workers(config.workers, device.type == "cuda"),

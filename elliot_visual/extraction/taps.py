@@ -4,7 +4,8 @@
 produces, normalises it on the device (mean/std of the backbone's weights), runs the FX graph cut
 after the deepest requested node (``torchvision.models.feature_extraction.create_feature_extractor``,
 or timm's variant that knows timm's leaf modules) and returns each layer in the layout documented
-in :mod:`.backbones` (vectors, or region-major ``(H*W, C)`` maps). It is an ``nn.Module`` so that
+in :mod:`.backbones` (vectors, or region-major ``(H*W, C)`` maps; a ``softmax`` layer such as
+``probabilities`` as class probabilities, see :func:`class_probabilities`). It is an ``nn.Module`` so that
 fine-tuning can train through it; :class:`TorchExtractor` runs it for inference on a device with
 ``torch.inference_mode``, channels-last memory and bf16/fp16 autocast on CUDA.
 """
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from elliot_visual.extraction.backbones import Backbone, Layer, Preprocessing
+from elliot_visual.extraction.backbones import PROBABILITIES, Backbone, Layer, Preprocessing
 
 log = logging.getLogger(__name__)
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -36,6 +37,16 @@ def to_layout(output: torch.Tensor) -> torch.Tensor:
     return output
 
 
+def class_probabilities(logits: torch.Tensor, columns: Sequence[int] | None = None) -> torch.Tensor:
+    """Softmax over the last axis in float32 (autocast off: bf16 rounding would move small
+    probabilities), then the kept ``columns`` (not renormalised)."""
+    with torch.autocast(logits.device.type, enabled=False):
+        probabilities = torch.softmax(logits.float(), dim=-1)
+    if columns is not None:
+        probabilities = probabilities[..., torch.as_tensor(columns, device=logits.device)]
+    return probabilities
+
+
 class TapModule(nn.Module):
     """``uint8 (N, 3, H, W)`` images -> ``{layer name: (N, *layer shape)}``, in one forward pass."""
 
@@ -47,6 +58,7 @@ class TapModule(nn.Module):
         create, _ = backbone.graph_tools()
         nodes: dict[str, str] = {}
         self.outputs: dict[str, str] = {}
+        self.softmax = {name: layer.columns for name, layer in layers.items() if layer.softmax}
         for name, layer in layers.items():
             key = nodes.setdefault(layer.node, f"tap{len(nodes)}")
             self.outputs[name] = key
@@ -65,7 +77,8 @@ class TapModule(nn.Module):
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         raw = self.graph(self.normalise(images))
-        return {name: to_layout(raw[key]) for name, key in self.outputs.items()}
+        return {name: class_probabilities(raw[key], self.softmax[name]) if name in self.softmax
+                else to_layout(raw[key]) for name, key in self.outputs.items()}
 
 
 def resolve_device(gpu: int) -> torch.device:
@@ -134,7 +147,10 @@ class TorchExtractor:
 
 
 def build_taps(backbone: Backbone, model: nn.Module, layer_names: Sequence[str],
-               preprocessing: Preprocessing) -> tuple[TapModule, dict[str, Layer]]:
-    """Resolve ``layer_names`` (aliases or FX node names) and build the one-pass tap module."""
-    layers = {name: backbone.layer(name, model) for name in dict.fromkeys(layer_names)}
+               preprocessing: Preprocessing, weights: str | None = "pretrained",
+               classes: Sequence[str] | None = None) -> tuple[TapModule, dict[str, Layer]]:
+    """Resolve ``layer_names`` (aliases or FX node names) and build the one-pass tap module;
+    ``probabilities`` is named by ``weights``' class names and cut to ``classes`` when given."""
+    layers = {name: backbone.probabilities(weights, classes) if name.lower() == PROBABILITIES
+              else backbone.layer(name, model) for name in dict.fromkeys(layer_names)}
     return TapModule(backbone, model, layers, preprocessing), layers

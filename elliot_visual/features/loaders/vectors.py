@@ -8,6 +8,7 @@ from elliot_visual.features.loaders.base import FeatureLoader, LoaderOptions
 from elliot_visual.features.loaders.pca import PCASource
 from elliot_visual.features.sources import FeatureError, FeatureSource, as_float32, open_array_source
 from elliot_visual.registry import FEATURE_LOADERS
+from elliot_visual.storage import NAMES_FILE
 
 
 @FEATURE_LOADERS.register("FeatureVectors")
@@ -18,7 +19,8 @@ class FeatureVectors(FeatureLoader):
     ``kind: visual_pca_features`` declares already-reduced vectors; otherwise reduced ones are
     derived on demand with ``n_components`` (PCA on train items). ``names_file`` (one name per line,
     one line per column) names the columns of interpretable features (attribute probabilities), which
-    the affinity tools and the trend figures show. YAML::
+    the affinity tools and the trend figures show; without it, a ``names.txt`` inside the ``path``
+    folder (what extraction writes for the ``probabilities`` layer) is read. YAML::
 
         - dataloader: FeatureVectors
           path: ../data/{0}/features/resnet50/avgpool
@@ -35,8 +37,11 @@ class FeatureVectors(FeatureLoader):
     def sources(self) -> dict[str, FeatureSource]:
         o = self.options
         source = open_array_source(o.kind, o.path, o.item_mapping, o.item_ids_file, as_float32)
-        if o.names_file is not None:
-            source.names = read_column_names(o.names_file, self.entry)
+        names_file = o.names_file
+        if names_file is None and (Path(o.path) / NAMES_FILE).is_file():
+            names_file = Path(o.path) / NAMES_FILE  # written beside the features by extraction
+        if names_file is not None:
+            source.names = read_column_names(names_file, self.entry)
         if o.kind == "visual_pca_features":
             return {o.kind: source}
         return {o.kind: source, "visual_pca_features": PCASource(source, o.n_components, derived=True)}
