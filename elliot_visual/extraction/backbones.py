@@ -47,6 +47,10 @@ class BackendNotInstalledError(ImportError):
     """A backbone's library is not installed; the message gives the pip command."""
 
 
+class UnknownClassError(ValueError):
+    """A ``classes`` subset naming a class the weights do not have (or one class twice)."""
+
+
 class UnknownLayerError(KeyError):
     """A layer name that is neither an alias nor a node of the backbone's graph."""
 
@@ -176,10 +180,8 @@ def class_subset(layer: Layer, classes: "Sequence[str]", where: str) -> Layer:
     """``layer`` cut to the named ``classes`` (in the order given), NOT renormalised: each value
     stays the class's probability under the full softmax, so a photo of none of the kept classes
     keeps a small row sum instead of having its noise blown up to 1."""
-    from elliot_visual.config.extraction import ExtractionConfigError
-
     if layer.names is None:
-        raise ExtractionConfigError(f"extraction key 'classes': {where} has no class names to select from")
+        raise UnknownClassError(f"extraction key 'classes': {where} has no class names to select from")
     index = {name: j for j, name in enumerate(layer.names)}
     lowered = {name.lower(): j for j, name in enumerate(layer.names)}
     unknown = [c for c in classes if c not in index and c.lower() not in lowered]
@@ -188,12 +190,12 @@ def class_subset(layer: Layer, classes: "Sequence[str]", where: str) -> Layer:
 
         hints = "; ".join(f"'{c}' (closest: {', '.join(difflib.get_close_matches(c, layer.names, n=3)) or 'none'})"
                           for c in unknown)
-        raise ExtractionConfigError(
+        raise UnknownClassError(
             f"extraction key 'classes': {where} has no class {hints}. Its {len(layer.names)} names: "
             f"elliot_visual.extraction.get_backbone(...).class_names()")
     columns = tuple(index.get(c, lowered.get(c.lower())) for c in classes)
     if len(set(columns)) != len(columns):
-        raise ExtractionConfigError(f"extraction key 'classes' names a class twice: {list(classes)}")
+        raise UnknownClassError(f"extraction key 'classes' names a class twice: {list(classes)}")
     return replace(layer, shape=(len(columns),), columns=columns,
                    names=tuple(layer.names[j] for j in columns),
                    description=f"{layer.description}; {len(columns)} of {len(layer.names)} classes, "

@@ -72,7 +72,7 @@ def _overrides(args: argparse.Namespace, keys: Sequence[str]) -> dict[str, Any]:
 EXTRACT_KEYS = ("images", "backbone", "backend", "layers", "weights", "output", "name", "dataset",
                 "format", "dtype", "pca", "batch_size", "workers", "gpu", "precision",
                 "shard_size", "overwrite", "progress")
-FINETUNE_KEYS = EXTRACT_KEYS + ("metadata", "item_column", "tasks", "mode", "deep_blocks",
+FINETUNE_KEYS = EXTRACT_KEYS + ("probabilities", "metadata", "item_column", "tasks", "mode", "deep_blocks",
                                 "shared_dim", "lr", "backbone_lr", "epochs", "patience",
                                 "validation_ratio", "train_batch_size", "seed")
 
@@ -110,7 +110,9 @@ def main_extract(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="elliot-visual extract",
                                      description="Extract CNN features of item images.")
     _common_flags(parser)
-    return _run(argv, "extraction", parser, EXTRACT_KEYS)
+    parser.add_argument("--classes", nargs="+", help="keep these classes of the 'probabilities' "
+                                                     "layer, by name (not renormalised)")
+    return _run(argv, "extraction", parser, EXTRACT_KEYS + ("classes",))
 
 
 def main_finetune(argv: Sequence[str] | None = None) -> int:
@@ -132,4 +134,6 @@ def main_finetune(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--validation-ratio", dest="validation_ratio", type=float)
     parser.add_argument("--train-batch-size", dest="train_batch_size", type=int)
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--probabilities", action="store_true", default=None,
+                        help="also write each categorical head's named class probabilities")
     return _run(argv, "finetune", parser, FINETUNE_KEYS)
