@@ -123,6 +123,20 @@ class NegativeSampling(Strict):
     trials: int = Field(1, ge=1)
     seed: int = 42
     files: list[Path] = Field(default_factory=list)
+    # Not Elliot's keys. exclude_all_held_out: negatives also avoid the user's items of the other
+    # held-out part (validation items when testing and vice versa), as the ImgRec paper states.
+    exclude_all_held_out: bool = False
+    # auc: "elliot" (N_neg = candidates - |Rel_u| + 1, ties by item index, as the full ranking) or
+    # "pairwise" (eq. 6 of ImgRec / DVBPR: the share of (positive, negative) pairs ordered right),
+    # whose ties count as lost ("strict", the papers' '>') or as one half ("half").
+    auc: Literal["elliot", "pairwise"] = "elliot"
+    ties: Literal["strict", "half"] = "strict"
+
+    @model_validator(mode="after")
+    def _ties_need_pairwise(self) -> "NegativeSampling":
+        if "ties" in self.model_fields_set and self.auc != "pairwise":
+            raise ValueError("ties applies to auc: pairwise only (auc: elliot breaks ties by item index)")
+        return self
 
 
 class ExactAUC(Strict):

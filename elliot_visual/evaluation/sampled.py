@@ -10,6 +10,15 @@ not depend on the device or the batch size) and the mean and standard deviation 
 reported as ``<metric>`` and ``<metric>_std``. ``strategy: fixed`` reads the negatives from Elliot's
 files (one line per user: ``(user,)<TAB>item<TAB>item...``; ``files[0]`` for test, ``files[1]`` for
 validation) and runs a single trial.
+
+Two settings serve the ImgRec / DVBPR protocol (not Elliot's keys, defaults keep Elliot's
+behaviour): ``exclude_all_held_out`` also keeps the user's items of the *other* held-out part out
+of the negatives (validation items when testing, test items when validating); ``auc: pairwise``
+replaces AUC and GAUC by eq. 6 of the ImgRec paper, the share of (held-out item, negative) pairs
+where the held-out item scores higher, ties counted as lost (``ties: strict``, the papers' '>') or
+as ½ (``ties: half``): per pair (N − A − w·T) / N with N the user's negatives, A those scoring
+above and T those tied. AUC is the micro mean over pairs, GAUC the mean over users of their
+pairs' mean (equal with one held-out item per user). HR, nDCG... rank the same candidate lists.
 """
 from __future__ import annotations
 
@@ -25,7 +34,7 @@ import torch
 from elliot_visual.config.schema import NegativeSampling
 from elliot_visual.data.interactions import HeldOut, Interactions
 from elliot_visual.data.negatives import draw_negatives, excluded_items
-from elliot_visual.evaluation.metrics.base import Metric, RankingContext, compute_table
+from elliot_visual.evaluation.metrics.base import Metric, MetricValue, RankingContext, compute_table
 from elliot_visual.evaluation.ranking import ScoreFn, rank_among
 
 
@@ -42,12 +51,13 @@ class SampledResult:
 
 
 def sample_negatives(data: Interactions, held_out: HeldOut, n_negatives: int,
-                     rng: np.random.Generator) -> sp.csr_matrix:
+                     rng: np.random.Generator, also_excluded: HeldOut | None = None) -> sp.csr_matrix:
     """(n_users, n_items) bool CSR: up to ``n_negatives`` sampled negatives per evaluated user,
-    uniform without replacement among the items outside her train and held-out sets (the one
-    negative-sampling routine, :func:`elliot_visual.data.negatives.draw_negatives`)."""
-    rows, cols = draw_negatives(excluded_items(data, held_out), held_out.user_set(), n_negatives, rng,
-                                replace=False)
+    uniform without replacement among the items outside her train and held-out sets (and
+    ``also_excluded``'s items, e.g. the other held-out part) (the one negative-sampling routine,
+    :func:`elliot_visual.data.negatives.draw_negatives`)."""
+    rows, cols = draw_negatives(excluded_items(data, held_out, also_excluded), held_out.user_set(), n_negatives,
+                                rng, replace=False)
     return sp.csr_matrix((np.ones(rows.shape[0], dtype=bool), (rows, cols)), shape=(data.n_users, data.n_items))
 
 
@@ -89,15 +99,22 @@ def evaluate_sampled(score_fn: ScoreFn, data: Interactions, held_out: HeldOut, s
     if sampling.strategy == "fixed":
         negative_sets = [read_negatives(_fixed_file(sampling, part), data)]
     else:
-        negative_sets = [sample_negatives(data, held_out, sampling.num_items, rng) for _ in range(sampling.trials)]
+        other = _other_part(data, held_out) if sampling.exclude_all_held_out else None
+        negative_sets = [sample_negatives(data, held_out, sampling.num_items, rng, other)
+                         for _ in range(sampling.trials)]
+    pairwise = sampling.auc == "pairwise" and any(m.name in ("AUC", "GAUC") for m in metrics)
     tables = []
     for negatives in negative_sets:
         candidates = _candidates(data, held_out, negatives)
-        top = rank_among(score_fn, candidates, top_k, users=users, batch_size=batch_size, device=device,
+        counter = _PairCounter(score_fn, candidates, relevance) if pairwise else None
+        top = rank_among(counter or score_fn, candidates, top_k, users=users, batch_size=batch_size, device=device,
                          relevant=relevance if needs_positions else None)
         ctx = RankingContext.build(data, held_out, top, relevance_threshold, relevance=relevance,
                                    n_candidates=np.diff(candidates.indptr)[top.users], features=features)
-        tables.append(compute_table(ctx, metrics, cutoffs))
+        table = compute_table(ctx, metrics, cutoffs)
+        if counter is not None:
+            counter.replace_auc(table, users, 0.5 if sampling.ties == "half" else 1.0)
+        tables.append(table)
     values: dict[int, dict[str, float]] = {}
     per_user: dict[int, dict[str, np.ndarray]] = {}
     for k in cutoffs:
@@ -110,6 +127,59 @@ def evaluate_sampled(score_fn: ScoreFn, data: Interactions, held_out: HeldOut, s
                 stacked = np.stack([t[k][column].per_user for t in tables])
                 per_user[k][column] = _nanmean(stacked)
     return SampledResult(values=values, per_user=per_user, users=users, trials=len(tables))
+
+
+def _other_part(data: Interactions, held_out: HeldOut) -> HeldOut | None:
+    """The held-out part of ``data`` that ``held_out`` is not (test <-> validation), if any."""
+    if held_out is data.test:
+        return data.validation
+    return data.test if held_out is data.validation else None
+
+
+class _PairCounter:
+    """A score function wrapper that, for every block the ranking scores, counts per (user,
+    relevant candidate) pair the user's negatives scoring above and tied (``auc: pairwise``)."""
+
+    def __init__(self, score_fn: ScoreFn, candidates: sp.csr_matrix, relevance: sp.csr_matrix) -> None:
+        self.score_fn = score_fn
+        relevant = sp.csr_matrix(relevance.astype(bool).multiply(candidates.astype(bool)))
+        relevant.eliminate_zeros()
+        relevant.sort_indices()
+        negatives = sp.csr_matrix(candidates.astype(bool)) - relevant
+        negatives.eliminate_zeros()
+        negatives.sort_indices()
+        self.relevant, self.negatives = relevant, negatives
+        self.pairs: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}  # user -> (above, tied, n_neg)
+
+    def __call__(self, users: torch.Tensor) -> torch.Tensor:
+        scores = self.score_fn(users)
+        block = users.cpu().numpy()
+        values = scores.detach().to("cpu", torch.float32).numpy()
+        for row, user in enumerate(block):
+            rel = self.relevant.indices[self.relevant.indptr[user]:self.relevant.indptr[user + 1]]
+            neg = self.negatives.indices[self.negatives.indptr[user]:self.negatives.indptr[user + 1]]
+            own, others = values[row, rel][:, None], values[row, neg][None, :]
+            self.pairs[int(user)] = ((others > own).sum(1), (others == own).sum(1), len(neg))
+        return scores
+
+    def replace_auc(self, table: dict[int, dict[str, "MetricValue"]], users: np.ndarray, tie_weight: float) -> None:
+        """Overwrite the AUC / GAUC columns of ``table`` with eq. 6 values (see the module docstring)."""
+        terms, per_user = [], np.full(users.shape[0], np.nan)
+        for slot, user in enumerate(users):
+            above, tied, n_neg = self.pairs.get(int(user), (np.zeros(0), np.zeros(0), 0))
+            if n_neg == 0 or above.size == 0:
+                continue
+            user_terms = (n_neg - above - tie_weight * tied) / n_neg
+            terms.append(user_terms)
+            per_user[slot] = user_terms.mean()
+        pooled = np.concatenate(terms) if terms else np.zeros(0)
+        for row in table.values():
+            if "AUC" in row:
+                row["AUC"] = MetricValue(float(pooled.mean()) if pooled.size else float("nan"))
+            if "GAUC" in row:
+                answered = ~np.isnan(per_user)
+                row["GAUC"] = MetricValue(float(per_user[answered].mean()) if answered.any() else float("nan"),
+                                          per_user)
 
 
 def _held_matrix(data: Interactions, held_out: HeldOut) -> sp.csr_matrix:
