@@ -51,12 +51,13 @@ class SideInformation(Open):
 
 class DataConfig(Strict):
     """``data_config``. ``layout`` (not an Elliot key) says how the files are written: ``elliot`` TSV,
-    ``mmrec`` (LATTICE json splits or ``.inter``), ``cornac`` text files, ``ducho`` benchmark TSVs.
+    ``mmrec`` (LATTICE json splits or ``.inter``), ``cornac`` text files, ``ducho`` benchmark TSVs,
+    ``dvbpr`` the DVBPR authors' pickled ``.npy`` (``root_folder`` names the file; it unpickles).
     With a non-Elliot layout, ``strategy: fixed`` may name the split's folder as ``root_folder``
     instead of the three paths."""
 
     strategy: Literal["dataset", "fixed", "hierarchy"] = "dataset"
-    layout: Literal["elliot", "mmrec", "cornac", "ducho"] = "elliot"
+    layout: Literal["elliot", "mmrec", "cornac", "ducho", "dvbpr"] = "elliot"
     dataset_path: Path | None = None
     train_path: Path | None = None
     validation_path: Path | None = None

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``prepare`` parser; ``amazon`` is its one source so far."""
+    """The ``prepare`` parser: ``amazon`` (McAuley's raw files) and ``dvbpr`` (DVBPR's .npy)."""
     parser = argparse.ArgumentParser(prog="elliot-visual prepare",
                                      description="Prepare a raw dataset as the folder the configs read.")
     sources = parser.add_subparsers(dest="source", required=True, metavar="SOURCE")
@@ -62,7 +62,23 @@ def build_parser() -> argparse.ArgumentParser:
     amazon.add_argument("--on-error", choices=("skip", "fail"),
                         help="malformed lines: skip them (counted, listed) or stop (default: skip)")
     amazon.add_argument("--no-progress", action="store_true", help="no progress bars")
+    dvbpr = sources.add_parser("dvbpr", help="DVBPR's pickled .npy (AmazonFashion6ImgPartitioned.npy, ...)",
+                               description="Write a DVBPR .npy as Elliot TSVs (train/val/test.tsv) and "
+                                           "images/<item>.jpg. The file is unpickled: read only the authors' files.")
+    dvbpr.add_argument("--npy", required=True, help="the DVBPR .npy file")
+    dvbpr.add_argument("--out", required=True, help="folder to write (e.g. data/amazon_fashion)")
+    dvbpr.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
+
+
+def prepare_dvbpr(npy: str, out: str, progress: bool = True) -> str:
+    """``prepare dvbpr``: the split and the images of a DVBPR file, written under ``out``; a summary line."""
+    from elliot_visual.data.dvbpr import read_dvbpr, write_dvbpr_dataset
+
+    data = read_dvbpr(npy)
+    written = write_dvbpr_dataset(data, out, progress=progress)
+    return (f"{data.n_users} users, {data.n_items} items, {len(data.train)} train / {len(data.validation)} "
+            f"validation / {len(data.test)} test rows, {len(data.images)} images; written to {written['train'].parent}")
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -85,6 +101,13 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 def main_prepare(argv: Sequence[str] | None = None) -> int:
     """Run ``prepare <source> ...``; returns the exit status (0 done, 2 bad options or data)."""
     args = build_parser().parse_args(argv)
+    if args.source == "dvbpr":
+        try:
+            print(prepare_dvbpr(args.npy, args.out, progress=not args.no_progress))
+        except (DataError, FileNotFoundError) as err:
+            print(f"prepare dvbpr: {err}", file=sys.stderr)
+            return 2
+        return 0
     try:
         config = load_prepare_config(args.config, overrides_from_args(args))
         prepared = prepare_amazon(config)
