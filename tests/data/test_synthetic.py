@@ -104,3 +104,27 @@ def test_written_files_read_back_as_the_dataset(planted, tmp_path):
     assert categories[:2] == [["0", str(planted.item_styles[0])], ["1", str(planted.item_styles[1])]]
     assert len(categories) == 400
     assert files.item_mapping.read_text().splitlines()[3] == "3\t3"
+
+
+def test_item_images_show_the_planted_style_and_attributes(tmp_path):
+    from elliot_visual.data.synthetic import draw_item_images
+    from elliot_visual.features.loaders.images import ImageFolderSource
+
+    data = make_planted_dataset(n_users=40, n_items=160, n_styles=5, feature_dim=8, seed=3)
+    images = draw_item_images(data, size=16)
+    assert images.shape == (160, 3, 16, 16) and images.dtype == np.uint8
+    np.testing.assert_array_equal(images, draw_item_images(data, size=16))
+    # Style from pixels: nearest style centroid (computed on even items) classifies the odd items.
+    flat = images.reshape(160, -1).astype(np.float64)
+    even, odd = np.arange(0, 160, 2), np.arange(1, 160, 2)
+    centroids = np.stack([flat[even][data.item_styles[even] == s].mean(0) for s in range(5)])
+    guess = np.argmin(((flat[odd, None] - centroids[None]) ** 2).sum(-1), axis=1)
+    assert (guess == data.item_styles[odd]).mean() > 0.9   # chance: 0.2
+    # The brightest channel values are the stripes: their red level follows the first attribute.
+    top_red = np.sort(images[:, 0].reshape(160, -1), axis=1)[:, -20:].mean(1)
+    stripe_red = np.where(top_red > 0, top_red, 0)
+    assert np.corrcoef(stripe_red, data.item_attributes[:, 0])[0, 1] > 0.3
+    # Written as PNGs (lossless) in the Images loader's layout.
+    files = write_planted_dataset(tmp_path / "p", data, image_size=16)
+    read = ImageFolderSource(files.images, (16, 16)).load(data.item_ids, np.ones(160, bool))
+    np.testing.assert_array_equal(read, images)
