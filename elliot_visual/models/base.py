@@ -14,7 +14,8 @@ fills ``needs`` is bound in the model's config entry (``loader``), not a hyperpa
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, TypeVar
 
 import torch
@@ -115,6 +116,21 @@ def fused_adam(module: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=float(lr), fused=fused or None)
 
 
+@dataclass(frozen=True)
+class TrainingStage:
+    """One stage of a model trained in stages (``Recommender.training_stages``), run by the one loop.
+
+    ``enter()`` sets the model up for the stage (which parameters train; ``configure_optimizer``
+    then builds the stage's optimizer); ``epochs`` bounds it; ``patience`` ends it when the
+    validation value got worse that many times in a row (None: the run's ``early_stopping``).
+    """
+
+    name: str
+    epochs: int
+    enter: Callable[[], None]
+    patience: int | None = None
+
+
 class Recommender(nn.Module):
     """Base of every model: stores params and sizes; subclasses hold one paper's maths.
 
@@ -208,6 +224,10 @@ class Recommender(nn.Module):
     def between_epochs(self, data: Any, epoch: int) -> None:
         """A non-gradient step after each epoch's gradient steps (before validation), run by the loop
         under ``torch.no_grad()``; e.g. TVBPR re-segments its time epochs here. Default: nothing."""
+
+    def training_stages(self) -> Sequence[TrainingStage]:
+        """The stages of a model trained in stages (none: one run of ``params.epochs``)."""
+        return ()
 
     # --- derived ---------------------------------------------------------------------------
     @classmethod

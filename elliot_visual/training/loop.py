@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import io
 import logging
 import math
@@ -56,6 +57,7 @@ class EpochRecord:
     loss: float
     validation: float | None = None
     monitored: float | None = None
+    stage: str = ""  # the model's training stage (``Recommender.training_stages``), "" when it has none
 
 
 @dataclass
@@ -143,6 +145,44 @@ def build_sampler(model: Recommender, data: Interactions, features: Mapping[str,
 def train(model: Recommender, data: Interactions, config: TrainingConfig,
           validate: Callable[[Recommender], float | Mapping[str, float]] | None = None,
           features: Mapping[str, torch.Tensor] | None = None) -> TrainingResult:
+    """Train ``model`` (see :func:`train_stage`), stage after stage when it declares ``training_stages``.
+
+    Each stage (e.g. ImgRec-EtE's frozen backbone, then joint fine-tuning) is entered, trained with
+    its own epochs, optimizer and early-stopping patience, and ends on its best weights, from which
+    the next stage starts; the run keeps the best validation event over all stages (its epochs are
+    numbered on, and each record names its stage). Checkpoints go to ``<checkpoint_dir>/<stage>``.
+    """
+    stages = model.training_stages() if model.is_gradient_model() else ()
+    if not stages:
+        return train_stage(model, data, config, validate, features)
+    result, best_state, offset = TrainingResult(), None, 0
+    for stage in stages:
+        stage.enter()
+        rule = config.early_stopping if stage.patience is None else EarlyStopping(monitor="validation", mode="max",
+                                                                                  patience=stage.patience)
+        part = train_stage(model, data, dataclasses.replace(
+            config, early_stopping=rule, description=f"{config.description or model.family} [{stage.name}]",
+            checkpoint_dir=None if config.checkpoint_dir is None else config.checkpoint_dir / stage.name),
+            validate, features, epochs=stage.epochs)
+        for record in part.history:
+            result.history.append(dataclasses.replace(record, epoch=record.epoch + offset, stage=stage.name))
+        result.stopped_early, result.restored = part.stopped_early, result.restored or part.restored
+        if part.best_value is not None and (result.best_value is None or part.best_value > result.best_value):
+            result.best_value = part.best_value
+            result.best_epoch = None if part.best_epoch is None else part.best_epoch + offset
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        offset = result.history[-1].epoch if result.history else offset
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    if result.best_epoch is None and result.history:
+        result.best_epoch = result.history[-1].epoch
+    model.eval()
+    return result
+
+
+def train_stage(model: Recommender, data: Interactions, config: TrainingConfig,
+                validate: Callable[[Recommender], float | Mapping[str, float]] | None = None,
+                features: Mapping[str, torch.Tensor] | None = None, epochs: int | None = None) -> TrainingResult:
     """Train ``model`` on ``data.train``; validate every ``validation_rate`` epochs; keep the best.
 
     ``features`` are the model's feature tensors, for samplers whose batches need them (the user-set
@@ -167,7 +207,7 @@ def train(model: Recommender, data: Interactions, config: TrainingConfig,
             result.best_epoch, result.best_value = 1, value
         return result
 
-    epochs = int(model.params.epochs)
+    epochs = int(model.params.epochs if epochs is None else epochs)
     if epochs < config.validation_rate:
         raise ValueError(f"{model.family}: epochs ({epochs}) < validation_rate ({config.validation_rate}), "
                          "so the model would never be validated")

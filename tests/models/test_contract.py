@@ -7,6 +7,7 @@ import pytest
 
 from elliot_visual.registry import MODELS
 from elliot_visual.testing import RecommenderContract, tiny_interactions
+from elliot_visual.testing.backbones import register_tiny_backbone
 
 
 def _extra_params(name: str, tmp_path: Path) -> dict:
@@ -17,6 +18,9 @@ def _extra_params(name: str, tmp_path: Path) -> dict:
         recs.write_text("".join(f"{u}\t{i}\t{1.0 / (r + 1)}\n" for u in data.user_ids
                                 for r, i in enumerate(data.item_ids[:6])))
         return {"path": recs}
+    if name == "ImgRecEtE":  # a tiny CNN: ResNet50 is far too slow here, and its weights may be absent
+        return {"backbone": register_tiny_backbone(), "weights": "random", "unfreeze_from": "conv2",
+                "finetune_epochs": 1, "ft_units": 4}
     return {}
 
 
