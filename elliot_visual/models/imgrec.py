@@ -239,7 +239,8 @@ class ImgRecEtE(ImgRec):
         self.tuned = self._tuned_parameters(params.unfreeze_from)
         self.stage = "frozen"
         self._freeze(tuned=False)
-        self._pooled: Tensor | None = None  # stage 1's cache of every item's pooled features
+        self._pooled: Tensor | None = None  # every item's pooled features, for the CNN weights of _pooled_key
+        self._pooled_key: tuple = ()
 
     def _tuned_parameters(self, first: str) -> list[str]:
         """Names (in ``self.cnn``) of the parameters from module ``first`` on, in execution order."""
@@ -293,8 +294,11 @@ class ImgRecEtE(ImgRec):
         return self.cnn(images)[self.pooled_layer].reshape(len(images), -1).to(self.W_u.dtype)
 
     def _cached_pooled(self) -> Tensor:
-        """(n_items, pooled_dim) pooled features of the current CNN weights, batch-norm in eval mode."""
-        if self._pooled is None or self._pooled.device != self.images.device:
+        """(n_items, pooled_dim) pooled features of the current CNN weights (and batch-norm statistics),
+        batch norm in eval mode; recomputed only when those tensors change (never in stage 1)."""
+        key = tuple((t.data_ptr(), t._version) for t in [*self.cnn.parameters(), *self.cnn.buffers()])
+        if self._pooled is None or self._pooled.device != self.images.device or key != self._pooled_key:
+            self._pooled_key = key
             block = int(self.params.batch_eval)
             modes = [(module, module.training) for module in self.cnn.modules()]
             self.cnn.eval()

@@ -31,9 +31,11 @@ def check_gradients(model: Recommender, loss: Callable[[], torch.Tensor], entrie
             original = flat[index].item()
             with torch.no_grad():
                 flat[index] = original + eps
-                up = loss().item()
+            up = loss().item()
+            with torch.no_grad():
                 flat[index] = original - eps
-                down = loss().item()
+            down = loss().item()
+            with torch.no_grad():
                 flat[index] = original
             numeric = (up - down) / (2 * eps)
             assert abs(numeric - grad[index].item()) <= atol + rtol * abs(numeric), \
