@@ -132,11 +132,23 @@ class NegativeSampling(Strict):
     # whose ties count as lost ("strict", the papers' '>') or as one half ("half").
     auc: Literal["elliot", "pairwise"] = "elliot"
     ties: Literal["strict", "half"] = "strict"
+    # Test metrics also against these numbers of negatives (columns <metric>_neg<N>), e.g. [500]
+    # for the ImgRec paper's second table; validation and selection use num_items only.
+    extra_num_items: list[int] = Field(default_factory=list)
+
+    @field_validator("extra_num_items")
+    @classmethod
+    def _positive_counts(cls, value: list[int]) -> list[int]:
+        if any(n < 1 for n in value):
+            raise ValueError(f"extra_num_items must be positive counts of negatives, got {value}")
+        return value
 
     @model_validator(mode="after")
     def _ties_need_pairwise(self) -> "NegativeSampling":
         if "ties" in self.model_fields_set and self.auc != "pairwise":
             raise ValueError("ties applies to auc: pairwise only (auc: elliot breaks ties by item index)")
+        if self.extra_num_items and self.strategy != "random":
+            raise ValueError("extra_num_items needs strategy: random (fixed negatives come from files)")
         return self
 
 

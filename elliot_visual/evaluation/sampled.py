@@ -19,6 +19,8 @@ where the held-out item scores higher, ties counted as lost (``ties: strict``, t
 as ½ (``ties: half``): per pair (N − A − w·T) / N with N the user's negatives, A those scoring
 above and T those tied. AUC is the micro mean over pairs, GAUC the mean over users of their
 pairs' mean (equal with one held-out item per user). HR, nDCG... rank the same candidate lists.
+``extra_num_items: [500]`` adds the test metrics against 500 negatives as ``<metric>_neg500``
+columns (and ``<metric>_neg500_std``), drawn after the main trials from the same seeded stream.
 """
 from __future__ import annotations
 
@@ -126,6 +128,15 @@ def evaluate_sampled(score_fn: ScoreFn, data: Interactions, held_out: HeldOut, s
             if tables[0][k][column].per_user is not None:
                 stacked = np.stack([t[k][column].per_user for t in tables])
                 per_user[k][column] = _nanmean(stacked)
+    if part == "test":
+        for count in sampling.extra_num_items:
+            extra = evaluate_sampled(score_fn, data, held_out, sampling.model_copy(
+                update={"num_items": count, "extra_num_items": []}), metrics, cutoffs, top_k, relevance_threshold,
+                part=part, device=device, batch_size=batch_size, features=features)
+            for k in cutoffs:
+                for column, value in extra.values[k].items():
+                    name, std = (column[:-4], "_std") if column.endswith("_std") else (column, "")
+                    values[k][f"{name}_neg{count}{std}"] = value
     return SampledResult(values=values, per_user=per_user, users=users, trials=len(tables))
 
 

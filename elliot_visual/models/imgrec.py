@@ -28,6 +28,7 @@ class ImgRecParams(TrainParams):
     l_w: Real = hp(0.1, "l_w", ge=0, description="Keras l2 on the user and item kernels W_u, W_i")
     negatives: int = hp(1, "neg", ge=1, description="sampled negatives per observed pair")
     batch_eval: int = hp(1024, in_name=False, ge=1)
+    loader: str = hp("VisualAttributes", "load", description="the side_information name feeding the model")
 
 
 class ImgRec(Recommender):

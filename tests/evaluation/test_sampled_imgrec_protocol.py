@@ -106,3 +106,14 @@ def test_elliot_auc_is_unchanged_by_default(split):
 def test_ties_setting_needs_pairwise_auc():
     with pytest.raises(ValidationError, match="auc: pairwise"):
         NegativeSampling(ties="half")
+
+
+def test_extra_negative_counts_add_test_columns(split):
+    # One negative per user, then "all of them" (50): u0 with i4 and i5 -> pairwise strict AUC .5,
+    # u1 with i0, i1, i5 -> 1/3 (as above); validation gets no extra columns.
+    values = run(split, exclude_all_held_out=True, auc="pairwise", extra_num_items=[50])
+    assert values["AUC_neg50"] == pytest.approx((1 / 2 + 1 / 3) / 2)
+    assert values["HR_neg50"] == pytest.approx(0.5) and "AUC_neg50_std" in values
+    assert "AUC_neg50" not in run(split, "validation", extra_num_items=[50])
+    with pytest.raises(ValidationError, match="extra_num_items must be positive"):
+        NegativeSampling(extra_num_items=[0])
