@@ -227,6 +227,35 @@ class PointwiseSampler:
                                  torch.from_numpy(labels[idx]), torch.from_numpy(times[idx]))
 
 
+@SAMPLERS.register("positives")
+class PositivesSampler:
+    """Every train pair once per epoch, shuffled, as a :class:`PointwiseBatch` of label-1 rows, for
+    losses that draw their own negatives against the model's scores (WARP); no options."""
+
+    Options: ClassVar[type[SamplerOptions]] = SamplerOptions
+
+    def __init__(self, data: Interactions, batch_size: int, seed: int = 42,
+                 options: SamplerOptions | None = None, features: Mapping[str, Tensor] | None = None) -> None:
+        coo = data.train_binary.tocoo()
+        order = np.lexsort((coo.col, coo.row))  # CSR order, aligned with train_times
+        self.users, self.items = coo.row[order].astype(np.int64), coo.col[order].astype(np.int64)
+        self.times = train_times(data)
+        if not len(self.users):
+            raise ValueError("positives sampler: the train set is empty")
+        self.batch_size = batch_size if batch_size >= 1 else len(self.users)
+        self.rng = np.random.default_rng(seed)
+
+    def batches_per_epoch(self) -> int:
+        return max(1, -(-len(self.users) // self.batch_size))
+
+    def epoch(self) -> Iterator[PointwiseBatch]:
+        order = self.rng.permutation(len(self.users))
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            yield PointwiseBatch(torch.from_numpy(self.users[idx]), torch.from_numpy(self.items[idx]),
+                                 torch.ones(len(idx)), torch.from_numpy(self.times[idx]))
+
+
 def user_sets(sets: sp.csr_matrix, users: np.ndarray, labels: np.ndarray, max_set_size: int,
               rng: np.random.Generator) -> UserSets:
     """The padded item sets of ``users`` (rows of ``sets``) with masks and multi-hot label targets.

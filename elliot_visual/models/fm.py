@@ -7,15 +7,15 @@ import torch
 from torch import Tensor, nn
 
 from elliot_visual.data.samplers import Triples
-from elliot_visual.models.base import Recommender, TrainParams, hp, register_model
+from elliot_visual.models.base import PairwiseParams, Recommender, hp, register_model
 from elliot_visual.models.pairwise import Real, WeightsCache, bpr_loss, l2
 
 
 @register_model("FM")
 class FM(Recommender):
     """Rendle (ICDM 2010), eq. 1: ŷ(x) = w0 + Σ_k w_k x_k + Σ_{k<l} <v_k, v_l> x_k x_l, here with
-    x = [onehot(u) ‖ onehot(i) ‖ f_i] (f_i the item's ``visual_features`` of the side information
-    named by ``loader``; without one, only the two one-hots), trained on BPR triples: Σ softplus(−(ŷ(u,i) − ŷ(u,j))).
+    x = [onehot(u) ‖ onehot(i) ‖ f_i] (f_i the item's ``visual_features`` of the feature set the
+    config entry binds with ``loader``; unbound, only the two one-hots), trained on BPR triples: Σ softplus(−(ŷ(u,i) − ŷ(u,j))).
 
     The pairwise term is computed as in eq. 5 of the paper, ½ Σ_f [(Σ_k v_kf x_k)² − Σ_k v_kf² x_k²],
     which for this x splits into a user part (cancels in BPR and in a user's ranking), ⟨v_u, r_i⟩
@@ -34,13 +34,11 @@ class FM(Recommender):
           lr: 0.001
     """
 
-    class Params(TrainParams):
+    class Params(PairwiseParams):
         factors: int = hp(10, "factors", ge=1)
         lr: Real = hp(0.001, "lr", gt=0)
         l_w: Real = hp(0.01, "l_w", ge=0)
         l_b: Real = hp(0.001, "l_b", ge=0)
-        loader: str | None = hp(None, "load", description="side_information name of the item features; "
-                                                          "None: one-hot user and item only")
 
     optional_needs = ("visual_features",)
     sampler = "bpr"

@@ -16,19 +16,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from elliot_visual.data.samplers import PointwiseBatch
-from elliot_visual.models.base import Recommender, TrainingStage, TrainParams, fused_adam, hp, register_model
+from elliot_visual.models.base import PointwiseParams, Recommender, TrainingStage, fused_adam, hp, register_model
 from elliot_visual.models.pairwise import Real, WeightsCache, glorot
 
 
-class ImgRecParams(TrainParams):
-    """Defaults of the official code for Amazon Fashion (``ImgRecV1``/``V2``; Men: factors 20)."""
+class ImgRecParams(PointwiseParams):
+    """Defaults of the official code for Amazon Fashion (``ImgRecV1``/``V2``; Men: factors 20); the
+    pointwise sampler's ``negatives`` per observed pair default to 1, as in the official code."""
 
     factors: int = hp(30, "factors", ge=1)
     lr: Real = hp(0.0001, "lr", gt=0)
     l_w: Real = hp(0.1, "l_w", ge=0, description="Keras l2 on the user and item kernels W_u, W_i")
-    negatives: int = hp(1, "neg", ge=1, description="sampled negatives per observed pair")
     batch_eval: int = hp(1024, in_name=False, ge=1)
-    loader: str = hp("VisualAttributes", "load", description="the side_information name feeding the model")
 
 
 class ImgRec(Recommender):
@@ -48,8 +47,9 @@ class ImgRec(Recommender):
     never excluded them).
     """
 
-    Params: ClassVar[type[TrainParams]] = ImgRecParams
+    Params: ClassVar[type[PointwiseParams]] = ImgRecParams
     sampler = "pointwise"
+    loader_in_name = True
 
     def __init__(self, params: ImgRecParams, n_users: int, n_items: int, visual_dim: int) -> None:
         super().__init__(params, n_users, n_items)
@@ -71,9 +71,6 @@ class ImgRec(Recommender):
         return torch.zeros((), device=self.W_u.device)
 
     # --- the shared maths -------------------------------------------------------------------
-    def sampler_options(self) -> dict[str, int]:
-        return {"negatives": int(self.params.negatives)}
-
     def user_vectors(self, users: Tensor) -> Tensor:
         """z_u = onehot_u W_u + b_u: (len(users), factors)."""
         return self.W_u[users] + self.b_u

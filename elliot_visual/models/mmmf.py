@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from elliot_visual.data.samplers import Triples
-from elliot_visual.models.base import Recommender, TrainParams, hp, register_model
+from elliot_visual.models.base import PairwiseParams, Recommender, hp, register_model
 from elliot_visual.models.pairwise import Real, l2
 
 
@@ -35,7 +35,7 @@ class MMMF(Recommender):
           lr: 0.001
     """
 
-    class Params(TrainParams):
+    class Params(PairwiseParams):
         factors: int = hp(10, "factors", ge=1)
         lr: Real = hp(0.001, "lr", gt=0)
         l_w: Real = hp(0.01, "l_w", ge=0)

@@ -43,8 +43,8 @@ def warp_loss(pos: Tensor, neg: Tensor, allowed: Tensor, n_items: int, margin: f
 class WARP(Recommender):
     """x_ui = b_i + <p_u, q_i> (LightFM's model without features; its user bias cancels in a
     ranking), trained with :func:`warp_loss` over every train pair once per epoch, shuffled (the
-    ``pointwise`` sampler with no sampled negatives: WARP draws its own, up to ``max_sampled`` per
-    positive, uniformly from the catalogue, from a generator seeded by ``seed``).
+    ``positives`` sampler: WARP draws its own negatives, up to ``max_sampled`` per positive,
+    uniformly from the catalogue, from a generator seeded by ``seed``).
 
     Regularisation: l_w/2 (‖p_u‖² + ‖q_i‖² + ‖q_j*‖²) + l_b/2 (b_i² + b_j*²) over the updated pairs (LightFM's
     ``user_alpha``/``item_alpha`` act in its per-sample SGD). Deviations from LightFM: Adam on
@@ -70,7 +70,7 @@ class WARP(Recommender):
         margin: Real = hp(1.0, in_name=False, gt=0, description="the hinge margin (1 in the paper and LightFM)")
 
     needs = ("train_positives",)
-    sampler = "pointwise"
+    sampler = "positives"
 
     def __init__(self, params: Params, n_users: int, n_items: int,
                  features: Mapping[str, Tensor] | None = None) -> None:
@@ -83,10 +83,6 @@ class WARP(Recommender):
         self.item_factors = nn.Parameter(torch.empty(n_items, params.factors).normal_(0, 1 / math.sqrt(params.factors)))
         self.item_bias = nn.Parameter(torch.zeros(n_items))
         self._generators: dict[torch.device, torch.Generator] = {}
-
-    def sampler_options(self) -> dict[str, int]:
-        """Every train pair once per epoch, no sampled negatives (WARP draws its own in ``loss``)."""
-        return {"negatives": 0}
 
     def is_positive(self, users: Tensor, items: Tensor) -> Tensor:
         """Bool, same shape as ``items``: (user, item) is a train pair."""

@@ -45,6 +45,15 @@ from gradients import check_gradients  # tests/models/gradients.py
 FEATURES = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]])
 
 
+def untimed(*columns: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The columns plus ``times`` of NaN (these hand-made batches have no timestamps)."""
+    return (*columns, torch.full((len(columns[0]),), float("nan"), dtype=torch.float64))
+
+
+def pointwise(users, items, labels) -> PointwiseBatch:
+    return PointwiseBatch(*untimed(users, items, labels))
+
+
 def set_(parameter: torch.nn.Parameter, values) -> None:
     with torch.no_grad():
         parameter.copy_(torch.as_tensor(values, dtype=parameter.dtype))
@@ -64,7 +73,7 @@ def test_dir_scores_and_loss_by_hand():
     """z_u0 = [1.5, 0], z_u1 = [.5, 1]; z_i = W_i[i] + x_i W_img + b_i: [2, 1.5], [0, 1.5], [1, -1.5]."""
     model = hand_model(ImgRecDir, l_w=0.01)
     assert model.score(torch.tensor([0, 1])).tolist() == [[3.0, 0.0, 1.5], [2.5, 1.5, -1.0]]
-    batch = PointwiseBatch(torch.tensor([0, 1]), torch.tensor([0, 2]), torch.tensor([1.0, 0.0]))
+    batch = pointwise(torch.tensor([0, 1]), torch.tensor([0, 2]), torch.tensor([1.0, 0.0]))
     # mean(-ln σ(3), -ln(1 - σ(-1))) + .01 (ΣW_u² 2 + ΣW_i² 7 + ΣW_img² 2)
     expected = (np.log1p(np.exp(-3.0)) + np.log1p(np.exp(-1.0))) / 2 + 0.01 * 11
     assert model.loss(batch).item() == pytest.approx(expected, rel=1e-6)
@@ -76,7 +85,7 @@ def test_ft_passes_the_features_through_a_trained_relu_layer():
     set_(model.ft.weight, [[1, -1], [0, 1]])  # torch stores (out, in)
     set_(model.ft.bias, [0, 0])
     assert model.score(torch.tensor([0])).tolist() == [[3.0, 0.0, -1.5]]
-    batch = PointwiseBatch(torch.tensor([0]), torch.tensor([1]), torch.tensor([0.0]))
+    batch = pointwise(torch.tensor([0]), torch.tensor([1]), torch.tensor([0.0]))
     assert model.loss(batch).item() == pytest.approx(np.log1p(np.exp(0.0)) + 0.5 * 3, rel=1e-6)
 
 
@@ -140,7 +149,7 @@ def test_ete_stages_freeze_then_tune_from_the_named_module_on():
 def test_imgrec_gradients_match_finite_differences():
     data = tiny_interactions()
     feats = torch.from_numpy(np.random.default_rng(0).normal(size=(data.n_items, 5)).astype(np.float32))
-    batch = PointwiseBatch(torch.tensor([0, 1, 2, 3]), torch.tensor([0, 3, 5, 7]), torch.tensor([1.0, 0.0, 1.0, 0.0]))
+    batch = pointwise(torch.tensor([0, 1, 2, 3]), torch.tensor([0, 3, 5, 7]), torch.tensor([1.0, 0.0, 1.0, 0.0]))
     for cls in (ImgRecDir, ImgRecFT):
         model = build_model(cls, cls.Params(factors=3, l_w=0.01), data.n_users, data.n_items,
                             {"visual_features": feats})

@@ -23,6 +23,19 @@ from gradients import check_gradients  # tests/models/gradients.py
 from planted_data import cold_auc, fit, make_planted, recall_at  # tests/models/planted_data.py
 
 
+def untimed(*columns: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The columns plus ``times`` of NaN (these hand-made batches have no timestamps)."""
+    return (*columns, torch.full((len(columns[0]),), float("nan"), dtype=torch.float64))
+
+
+def triples(users, pos, neg) -> Triples:
+    return Triples(*untimed(users, pos, neg))
+
+
+def pointwise(users, items, labels) -> PointwiseBatch:
+    return PointwiseBatch(*untimed(users, items, labels))
+
+
 def set_(parameter: torch.nn.Parameter, values) -> None:
     with torch.no_grad():
         parameter.copy_(torch.as_tensor(values, dtype=parameter.dtype))
@@ -88,18 +101,18 @@ def test_warp_fm_mmmf_gradients_match_finite_differences():
     users, pos, neg = torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 2, 3]), torch.tensor([5, 6, 7, 8])
     warp = build_model(WARP, WARP.Params(factors=3, l_w=0.1, l_b=0.1), data.n_users, data.n_items,
                        {"train_positives": train_positives(data)})
-    batch = PointwiseBatch(users, torch.tensor([int(data.user_positives(u)[0]) for u in range(4)]), torch.ones(4))
+    batch = pointwise(users, torch.tensor([int(data.user_positives(u)[0]) for u in range(4)]), torch.ones(4))
     assert check_gradients(warp, warp_batch_loss(warp, batch)) > 0
     feats = torch.from_numpy(np.random.default_rng(0).normal(size=(data.n_items, 4)))
     fm = build_model(FM, FM.Params(factors=3), data.n_users, data.n_items, {"visual_features": feats})
     with torch.no_grad():
         fm.item_bias.normal_(generator=torch.Generator().manual_seed(1))
         fm.feature_bias.normal_(generator=torch.Generator().manual_seed(2))
-    assert check_gradients(fm, lambda: fm.loss(Triples(users, pos, neg))) >= 5 * 4
+    assert check_gradients(fm, lambda: fm.loss(triples(users, pos, neg))) >= 5 * 4
     mmmf = build_model(MMMF, MMMF.Params(factors=3, margin=1.0, l_b=0.1), data.n_users, data.n_items)
     with torch.no_grad():
         mmmf.item_bias.normal_(generator=torch.Generator().manual_seed(3))
-    assert check_gradients(mmmf, lambda: mmmf.loss(Triples(users, pos, neg))) > 0
+    assert check_gradients(mmmf, lambda: mmmf.loss(triples(users, pos, neg))) > 0
 
 
 # --- FM --------------------------------------------------------------------------------------
@@ -124,7 +137,7 @@ def test_fm_scores_are_the_factorisation_machine_of_the_one_hots_and_features():
             expected[u, i] = w @ x + pairs
     with torch.no_grad():
         np.testing.assert_allclose(model.score(torch.arange(n_users)).numpy(), expected, rtol=1e-6)
-        loss = model.loss(Triples(torch.tensor([0, 2]), torch.tensor([1, 3]), torch.tensor([0, 0]))).item()
+        loss = model.loss(triples(torch.tensor([0, 2]), torch.tensor([1, 3]), torch.tensor([0, 0]))).item()
     x_uij = np.array([expected[0, 1] - expected[0, 0], expected[2, 3] - expected[2, 0]])
     reg = 0.01 / 2 * (np.sum(V[[0, 2]] ** 2) + np.sum(V[n_users + np.array([1, 3])] ** 2)
                       + np.sum(V[n_users + np.array([0, 0])] ** 2) + np.sum(V[n_users + n_items:] ** 2)) \
@@ -150,7 +163,7 @@ def test_mmmf_hinge_and_scores_by_hand():
     set_(model.item_bias, [0.0, 0.5, -1.0])
     assert model.score(torch.tensor([0]))[0].tolist() == pytest.approx([1.0, 2.5, 0.5])
     # x_u02 = 1.0 - 0.5 = 0.5 -> hinge .5; reg .5/2 (1 + 4 + 1 + .5)
-    loss = model.loss(Triples(torch.tensor([0]), torch.tensor([0]), torch.tensor([2])))
+    loss = model.loss(triples(torch.tensor([0]), torch.tensor([0]), torch.tensor([2])))
     assert loss.item() == pytest.approx(0.5 + 0.25 * 6.5)
 
 
