@@ -49,6 +49,7 @@ class ImgRec(Recommender):
 
     Params: ClassVar[type[PointwiseParams]] = ImgRecParams
     sampler = "pointwise"
+    tasks = ("sampled", "ranking")  # the paper's protocol first
     loader_in_name = True
 
     def __init__(self, params: ImgRecParams, n_users: int, n_items: int, visual_dim: int) -> None:
