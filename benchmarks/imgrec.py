@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-items", type=int, default=166_270)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--devices", default="cpu,cuda", help="comma-separated; cuda only when available")
+    parser.add_argument("--only", default="epochs,ete,eval", help="comma-separated parts to run")
     args = parser.parse_args(argv)
     if args.quick:
         args.interactions, args.users, args.items, args.steps = 100_000, 5_000, 4_000, 10
@@ -147,11 +148,17 @@ def main(argv: list[str] | None = None) -> None:
     devices = [torch.device(d) for d in args.devices.split(",") if d != "cuda" or torch.cuda.is_available()]
     load_before = os.getloadavg()
     rows = []
+    parts = set(args.only.split(","))
     for device in devices:
-        rows += epochs(args, device)
-        rows.append(ete_images_per_second(args, device))
-        rows.append(sampled_evaluation(args, device))
-        print(pd.DataFrame(rows[-4:]).to_string(index=False), flush=True)
+        if "epochs" in parts:
+            rows += epochs(args, device)
+            print(pd.DataFrame(rows[-2:]).to_string(index=False), flush=True)
+        if "ete" in parts:
+            rows.append(ete_images_per_second(args, device))
+            print(pd.DataFrame(rows[-1:]).to_string(index=False), flush=True)
+        if "eval" in parts:
+            rows.append(sampled_evaluation(args, device))
+            print(pd.DataFrame(rows[-1:]).to_string(index=False), flush=True)
     table = pd.DataFrame(rows)
     table["value"] = table["value"].map(lambda v: f"{v:,.2f}")
     print(f"\nImgRec benchmark: {args.interactions:,} interactions, {args.users:,} users x {args.items:,} items, "

@@ -37,7 +37,7 @@ from elliot_visual.config.schema import NegativeSampling
 from elliot_visual.data.interactions import HeldOut, Interactions
 from elliot_visual.data.negatives import draw_negatives, excluded_items
 from elliot_visual.evaluation.metrics.base import Metric, MetricValue, RankingContext, compute_table
-from elliot_visual.evaluation.ranking import ScoreFn, rank_among
+from elliot_visual.evaluation.ranking import ScoreFn, csr_row_entries, rank_among
 
 
 @dataclass(frozen=True)
@@ -166,11 +166,20 @@ class _PairCounter:
         scores = self.score_fn(users)
         block = users.cpu().numpy()
         values = scores.detach().to("cpu", torch.float32).numpy()
+        rel_rows, rel_items, _ = csr_row_entries(self.relevant, block)
+        neg_rows, neg_items, _ = csr_row_entries(self.negatives, block)
+        n_neg = np.bincount(neg_rows, minlength=block.shape[0])
+        # Each row's negative scores, padded with NaN (which compares False): (b, max negatives).
+        padded = np.full((block.shape[0], max(1, int(n_neg.max(initial=0)))), np.nan, dtype=np.float32)
+        slot = np.arange(neg_rows.shape[0]) - np.repeat(np.cumsum(n_neg) - n_neg, n_neg)
+        padded[neg_rows, slot] = values[neg_rows, neg_items]
+        own = values[rel_rows, rel_items][:, None]
+        others = padded[rel_rows]
+        above, tied = (others > own).sum(1), (others == own).sum(1)
+        starts = np.searchsorted(rel_rows, np.arange(block.shape[0]), side="left")
+        ends = np.searchsorted(rel_rows, np.arange(block.shape[0]), side="right")
         for row, user in enumerate(block):
-            rel = self.relevant.indices[self.relevant.indptr[user]:self.relevant.indptr[user + 1]]
-            neg = self.negatives.indices[self.negatives.indptr[user]:self.negatives.indptr[user + 1]]
-            own, others = values[row, rel][:, None], values[row, neg][None, :]
-            self.pairs[int(user)] = ((others > own).sum(1), (others == own).sum(1), len(neg))
+            self.pairs[int(user)] = (above[starts[row]:ends[row]], tied[starts[row]:ends[row]], int(n_neg[row]))
         return scores
 
     def replace_auc(self, table: dict[int, dict[str, "MetricValue"]], users: np.ndarray, tie_weight: float) -> None:
