@@ -39,6 +39,8 @@ from elliot_visual.data.negatives import draw_negatives, excluded_items
 from elliot_visual.evaluation.metrics.base import Metric, MetricValue, RankingContext, compute_table
 from elliot_visual.evaluation.ranking import ScoreFn, csr_row_entries, rank_among
 
+PAIRWISE = ("AUC", "GAUC")  # the metrics ``auc: pairwise`` computes as eq. 6 of ImgRec
+
 
 @dataclass(frozen=True)
 class SampledResult:
@@ -104,7 +106,9 @@ def evaluate_sampled(score_fn: ScoreFn, data: Interactions, held_out: HeldOut, s
         other = _other_part(data, held_out) if sampling.exclude_all_held_out else None
         negative_sets = [sample_negatives(data, held_out, sampling.num_items, rng, other)
                          for _ in range(sampling.trials)]
-    pairwise = sampling.auc == "pairwise" and any(m.name in ("AUC", "GAUC") for m in metrics)
+    pairwise = sampling.auc == "pairwise" and any(m.name in PAIRWISE for m in metrics)
+    if pairwise:  # AUC and GAUC come from the pair counts: full-rank positions only for other metrics
+        needs_positions = any(m.needs_positions and m.name not in PAIRWISE for m in metrics)
     tables = []
     for negatives in negative_sets:
         candidates = _candidates(data, held_out, negatives)
@@ -113,10 +117,13 @@ def evaluate_sampled(score_fn: ScoreFn, data: Interactions, held_out: HeldOut, s
                          relevant=relevance if needs_positions else None)
         ctx = RankingContext.build(data, held_out, top, relevance_threshold, relevance=relevance,
                                    n_candidates=np.diff(candidates.indptr)[top.users], features=features)
-        table = compute_table(ctx, metrics, cutoffs)
-        if counter is not None:
-            counter.replace_auc(table, users, 0.5 if sampling.ties == "half" else 1.0)
-        tables.append(table)
+        if counter is None:
+            tables.append(compute_table(ctx, metrics, cutoffs))
+            continue
+        table = compute_table(ctx, [m for m in metrics if m.name not in PAIRWISE], cutoffs)
+        pair_values = counter.auc_values(users, 0.5 if sampling.ties == "half" else 1.0)
+        tables.append({k: {m.column(k): pair_values[m.name] if m.name in PAIRWISE else table[k][m.column(k)]
+                           for m in metrics} for k in cutoffs})
     values: dict[int, dict[str, float]] = {}
     per_user: dict[int, dict[str, np.ndarray]] = {}
     for k in cutoffs:
@@ -182,8 +189,9 @@ class _PairCounter:
             self.pairs[int(user)] = (above[starts[row]:ends[row]], tied[starts[row]:ends[row]], int(n_neg[row]))
         return scores
 
-    def replace_auc(self, table: dict[int, dict[str, "MetricValue"]], users: np.ndarray, tie_weight: float) -> None:
-        """Overwrite the AUC / GAUC columns of ``table`` with eq. 6 values (see the module docstring)."""
+    def auc_values(self, users: np.ndarray, tie_weight: float) -> dict[str, MetricValue]:
+        """Eq. 6 AUC (micro mean over pairs) and GAUC (mean over users, per user values aligned
+        with ``users``) from the counted pairs (see the module docstring)."""
         terms, per_user = [], np.full(users.shape[0], np.nan)
         for slot, user in enumerate(users):
             above, tied, n_neg = self.pairs.get(int(user), (np.zeros(0), np.zeros(0), 0))
@@ -193,13 +201,9 @@ class _PairCounter:
             terms.append(user_terms)
             per_user[slot] = user_terms.mean()
         pooled = np.concatenate(terms) if terms else np.zeros(0)
-        for row in table.values():
-            if "AUC" in row:
-                row["AUC"] = MetricValue(float(pooled.mean()) if pooled.size else float("nan"))
-            if "GAUC" in row:
-                answered = ~np.isnan(per_user)
-                row["GAUC"] = MetricValue(float(per_user[answered].mean()) if answered.any() else float("nan"),
-                                          per_user)
+        answered = ~np.isnan(per_user)
+        return {"AUC": MetricValue(float(pooled.mean()) if pooled.size else float("nan")),
+                "GAUC": MetricValue(float(per_user[answered].mean()) if answered.any() else float("nan"), per_user)}
 
 
 def _held_matrix(data: Interactions, held_out: HeldOut) -> sp.csr_matrix:
