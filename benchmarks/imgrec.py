@@ -96,7 +96,7 @@ def epochs(args: argparse.Namespace, device: torch.device) -> list[dict]:
 
 
 def ete_images_per_second(args: argparse.Namespace, device: torch.device) -> dict:
-    from elliot_visual.extraction.backbones import get_backbone
+    from elliot_visual.extraction.catalogue import get_backbone
 
     weights = "random" if get_backbone("resnet50").missing_weights() else "pretrained"
     n_items, n_users = 256, 64

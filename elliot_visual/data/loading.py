@@ -21,6 +21,7 @@ import pandas as pd
 
 from elliot_visual.data.interactions import Interactions
 from elliot_visual.data.prefilter import apply_prefilters
+from elliot_visual.data.dvbpr import read_dvbpr_split
 from elliot_visual.data.readers import DataError, read_interactions, read_split_layout
 from elliot_visual.data.splitting import Folds, holds_out_users, read_hierarchy, split
 
@@ -83,7 +84,10 @@ def read_folds(section: DataSection) -> Folds:
         return split(frame, section.splitting, seed=section.random_seed)
     if config.strategy == "fixed":
         if config.train_path is None:
-            train, val, test = read_split_layout(config.layout, config.root_folder)
+            # DVBPR's pickled .npy is read by the one module allowed to unpickle (data/dvbpr.py).
+            reader = read_dvbpr_split if config.layout == "dvbpr" else \
+                (lambda folder: read_split_layout(config.layout, folder))
+            train, val, test = reader(config.root_folder)
         else:
             read = lambda path: read_interactions(path, config.layout, config.header, config.columns)  # noqa: E731
             train, test = read(config.train_path), read(config.test_path)

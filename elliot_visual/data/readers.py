@@ -183,15 +183,7 @@ SPLIT_LAYOUTS: dict[str, Callable[[str | Path], SplitFrames]] = {
     "mmrec": read_mmrec_split,
     "cornac": read_cornac_split,
     "ducho": read_ducho_split,
-    "dvbpr": lambda path: _dvbpr_split(path),
 }
-
-
-def _dvbpr_split(path: str | Path) -> SplitFrames:
-    """DVBPR's pickled ``.npy`` (read in :mod:`.dvbpr`, the one module allowed to unpickle)."""
-    from elliot_visual.data.dvbpr import read_dvbpr_split
-
-    return read_dvbpr_split(path)
 
 
 def read_split_layout(layout: str, folder: str | Path) -> SplitFrames:

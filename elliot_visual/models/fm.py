@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from elliot_visual.data.samplers import Triples
 from elliot_visual.models.base import PairwiseParams, Recommender, hp, register_model
-from elliot_visual.models.pairwise import Real, WeightsCache, bpr_loss, l2
+from elliot_visual.models.pairwise import Real, bpr_loss, l2
 
 
 @register_model("FM")
@@ -55,9 +55,8 @@ class FM(Recommender):
         self.feature_factors = nn.Parameter(torch.empty(d, k).normal_(0, 0.1 / max(1, d) ** 0.5))
         self.item_bias = nn.Parameter(torch.zeros(n_items))
         self.feature_bias = nn.Parameter(torch.zeros(d))
-        self._items = WeightsCache(self)
 
-    def item_terms(self, items: Tensor) -> tuple[Tensor, Tensor]:
+    def item_terms(self, items: Tensor | slice) -> tuple[Tensor, Tensor]:
         """(r_i (len, k), c_i (len,)) of the docstring for ``items``."""
         f = self.features[items]
         fv = f @ self.feature_factors
@@ -76,12 +75,11 @@ class FM(Recommender):
             + self.params.l_b * l2(self.item_bias[i], self.item_bias[j], self.feature_bias)
         return bpr_loss(x_uij) + reg
 
-    def _all_items(self) -> Tensor:
-        r, c = self.item_terms(torch.arange(self.n_items, device=self.item_bias.device))
+    def item_representation(self, items: slice) -> Tensor:
+        """(len(items), factors + 1): [r_i, c_i] of the docstring."""
+        r, c = self.item_terms(items)
         return torch.cat([r, c.unsqueeze(1)], 1)
 
-    def score(self, users: Tensor) -> Tensor:
-        items = self._items.get(self, [self.item_factors, self.feature_factors, self.item_bias, self.feature_bias],
-                                self._all_items)
+    def score_items(self, users: Tensor, items: Tensor) -> Tensor:
         ones = torch.ones(len(users), 1, device=items.device, dtype=items.dtype)
         return torch.cat([self.user_factors[users], ones], 1) @ items.T

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from elliot_visual.data.samplers import PointwiseBatch
 from elliot_visual.models.base import PointwiseParams, Recommender, TrainingStage, fused_adam, hp, register_model
-from elliot_visual.models.pairwise import Real, WeightsCache, glorot
+from elliot_visual.models.pairwise import Real, glorot
 
 
 class ImgRecParams(PointwiseParams):
@@ -60,10 +60,9 @@ class ImgRec(Recommender):
         self.W_i = glorot(n_items, k)
         self.W_img = glorot(visual_dim, k)
         self.b_i = nn.Parameter(torch.zeros(k))
-        self._items = WeightsCache(self)
 
     # --- what a variant defines -------------------------------------------------------------
-    def visual(self, items: Tensor) -> Tensor:
+    def visual(self, items: Tensor | slice) -> Tensor:
         """φ(x_i) for ``items``: (len(items), visual_dim)."""
         raise NotImplementedError
 
@@ -76,7 +75,7 @@ class ImgRec(Recommender):
         """z_u = onehot_u W_u + b_u: (len(users), factors)."""
         return self.W_u[users] + self.b_u
 
-    def item_vectors(self, items: Tensor) -> Tensor:
+    def item_vectors(self, items: Tensor | slice) -> Tensor:
         """z_i = [onehot_i ‖ φ(x_i)] W_i + b_i: (len(items), factors)."""
         return self.W_i[items] + self.visual(items) @ self.W_img + self.b_i
 
@@ -89,19 +88,12 @@ class ImgRec(Recommender):
         reg = self.params.l_w * (self.W_u.pow(2).sum() + self.W_i.pow(2).sum() + self.W_img.pow(2).sum())
         return bce + reg + self.variant_penalty()
 
-    def all_item_vectors(self) -> Tensor:
-        """(n_items, factors) z_i of every item, in blocks of ``batch_eval``; cached between scoring calls."""
-        block = int(self.params.batch_eval)
+    def item_representation(self, items: slice) -> Tensor:
+        """(len(items), factors): z_i, the item side evaluation computes once and reuses."""
+        return self.item_vectors(items)
 
-        def compute() -> Tensor:
-            device = self.W_i.device
-            return torch.cat([self.item_vectors(torch.arange(s, min(s + block, self.n_items), device=device))
-                              for s in range(0, self.n_items, block)])
-
-        return self._items.get(self, list(self.parameters()), compute)
-
-    def score(self, users: Tensor) -> Tensor:
-        return self.user_vectors(users) @ self.all_item_vectors().to(self.W_u.dtype).T
+    def score_items(self, users: Tensor, items: Tensor) -> Tensor:
+        return self.user_vectors(users) @ items.to(self.W_u.dtype).T
 
 
 @register_model("ImgRecDir")
@@ -126,7 +118,7 @@ class ImgRecDir(ImgRec):
         super().__init__(params, n_users, n_items, feats.shape[1])
         self.register_buffer("features", feats, persistent=False)
 
-    def visual(self, items: Tensor) -> Tensor:
+    def visual(self, items: Tensor | slice) -> Tensor:
         return self.features[items]
 
 
@@ -160,7 +152,7 @@ class ImgRecFT(ImgRecDir):
         nn.init.xavier_uniform_(self.ft.weight)
         nn.init.zeros_(self.ft.bias)
 
-    def visual(self, items: Tensor) -> Tensor:
+    def visual(self, items: Tensor | slice) -> Tensor:
         return torch.relu(self.ft(self.features[items]))
 
     def variant_penalty(self) -> Tensor:
@@ -218,7 +210,7 @@ class ImgRecEtE(ImgRec):
 
     def __init__(self, params: ImgRecEtEParams, n_users: int, n_items: int,
                  features: Mapping[str, Tensor] | None = None) -> None:
-        from elliot_visual.extraction.backbones import get_backbone
+        from elliot_visual.extraction.catalogue import get_backbone
         from elliot_visual.extraction.taps import build_taps
 
         images = features["images"]
@@ -237,7 +229,6 @@ class ImgRecEtE(ImgRec):
         nn.init.zeros_(self.ft.bias)
         self.tuned = self._tuned_parameters(params.unfreeze_from)
         self.stage = "frozen"
-        self._freeze(tuned=False)
         self._pooled: Tensor | None = None  # every item's pooled features, for the CNN weights of _pooled_key
         self._pooled_key: tuple = ()
 
@@ -254,10 +245,13 @@ class ImgRecEtE(ImgRec):
                              f"(closest: {', '.join(close) or 'none'})")
         return names[starts[0]:]
 
-    def _freeze(self, tuned: bool) -> None:
-        chosen = set(self.tuned) if tuned else set()
-        for name, parameter in self.cnn.graph.named_parameters():
-            parameter.requires_grad_(name in chosen)
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """What the loop trains in the current stage: everything but the CNN, plus, while
+        fine-tuning, the CNN's parameters from ``unfreeze_from`` on (the loop freezes the rest)."""
+        tuned = set(self.tuned) if self.stage == "finetune" else set()
+        cnn = {id(p) for p in self.cnn.parameters()}
+        return [p for p in self.parameters() if id(p) not in cnn] + \
+            [p for name, p in self.cnn.graph.named_parameters() if name in tuned]
 
     def train(self, mode: bool = True) -> "ImgRecEtE":
         """Frozen batch-norm layers stay in eval mode whatever the model's mode. While fine-tuning,
@@ -265,9 +259,10 @@ class ImgRecEtE(ImgRec):
         super().train(mode)
         if getattr(self, "stage", "frozen") == "finetune":
             self._pooled = None
+        trained = {id(p) for p in self.trainable_parameters()}
         for module in self.cnn.graph.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                if not any(p.requires_grad for p in module.parameters()):
+                if not any(id(p) in trained for p in module.parameters()):
                     module.eval()
         return self
 
@@ -281,7 +276,6 @@ class ImgRecEtE(ImgRec):
 
     def _enter(self, stage: str) -> None:
         self.stage = stage
-        self._freeze(tuned=stage == "finetune")
         self._pooled = None
 
     def configure_optimizer(self) -> torch.optim.Optimizer:
@@ -308,7 +302,7 @@ class ImgRecEtE(ImgRec):
                 module.training = mode
         return self._pooled
 
-    def visual(self, items: Tensor) -> Tensor:
+    def visual(self, items: Tensor | slice) -> Tensor:
         if self.stage == "finetune" and torch.is_grad_enabled():
             features = self.pooled(self.images[items])
         else:  # frozen CNN, or scoring: the pooled features of the current weights, computed once

@@ -14,8 +14,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from elliot_visual.config.weights import weights_choice
 from elliot_visual.extraction.backbones import (Backbone, Preprocessing, WeightsInfo, WeightsNotFoundError,
-                                                file_sha256, vector, weights_choice)
+                                                file_sha256, vector)
 from elliot_visual.registry import BACKBONES
 
 TINY_WIDTH = 8

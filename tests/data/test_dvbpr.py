@@ -63,7 +63,7 @@ def test_data_config_reads_the_file_as_a_fixed_split(tmp_path):
                      data_config=DataConfig(strategy="fixed", layout="dvbpr", root_folder=path),
                      path_output_rec_result=results, path_output_rec_weight=results,
                      path_output_rec_performance=results, path_output_figures=results, models=[])
-    [[split]] = prepare_data(exp, verbose=False)
+    [[split]] = prepare_data(exp.data, verbose=False)
     assert split.n_users == 3 and split.n_items == 4
     assert split.test.item_ids.tolist() == ["3", "1", "2"]
     assert split.validation.item_ids.tolist() == ["2", "0", "1"]
