@@ -241,14 +241,8 @@ def write_planted_dataset(root: str | Path, dataset: SyntheticDataset | None = N
     write_text(files.user_styles, "".join(f"{user}\t{','.join(str(s) for s in styles if s >= 0)}\n"
                                           for user, styles in zip(data.user_ids, data.user_styles)))
     if image_size is not None:
-        from PIL import Image
-
-        files = replace(files, images=root / "images")
-        files.images.mkdir(parents=True, exist_ok=True)
-        for item, picture in zip(data.item_ids, draw_item_images(data, image_size)):
-            buffer = io.BytesIO()
-            Image.fromarray(picture.transpose(1, 2, 0)).save(buffer, format="PNG")
-            write_bytes(files.images / f"{item}.png", buffer.getvalue())
+        files = replace(files, images=write_style_images(root / "images", data.item_ids,
+                                                         draw_item_images(data, image_size).transpose(0, 2, 3, 1)))
     return files
 
 
