@@ -28,6 +28,7 @@ benchmarks: $(STAMP)
 	$(PY) benchmarks/extract.py
 	$(PY) benchmarks/visdiv.py --quick
 	$(PY) benchmarks/transactions.py
+	$(PY) benchmarks/aggregation.py
 
 clean:
 	rm -rf $(VENV) results

@@ -8,3 +8,4 @@ from elliot_visual.models import dvbpr  # noqa: F401  visual
 from elliot_visual.models import visrank  # noqa: F401  visual
 from elliot_visual.models import tvbpr  # noqa: F401  visual, temporal
 from elliot_visual.models import category_pop  # noqa: F401  multilabel
+from elliot_visual.models import aggregation  # noqa: F401  multilabel: AveragePooling, NeuralAggregation
