@@ -29,6 +29,7 @@ benchmarks: $(STAMP)
 	$(PY) benchmarks/visdiv.py --quick
 	$(PY) benchmarks/transactions.py
 	$(PY) benchmarks/imgrec.py
+	$(PY) benchmarks/aggregation.py
 
 clean:
 	rm -rf $(VENV) results

@@ -145,11 +145,16 @@ class ExtractionConfig(_Block):
 
 
 class TaskSpec(_Block):
-    """One fine-tuning head: a metadata column, its loss kind and its weight in the total loss."""
+    """One fine-tuning head: a metadata column, its loss kind and its weight in the total loss.
+
+    ``multilabel``: the column holds ``label|label|...``; binary cross-entropy over the labels
+    seen in training, positives weighted by ``pos_weight`` (the aggregation paper's weighted BCE).
+    """
 
     column: str
-    kind: Literal["categorical", "numeric"] | None = None
+    kind: Literal["categorical", "numeric", "multilabel"] | None = None
     weight: float = Field(1.0, gt=0)
+    pos_weight: float = Field(1.0, gt=0)
 
 
 class FinetuneConfig(ExtractionConfig):
@@ -157,6 +162,8 @@ class FinetuneConfig(ExtractionConfig):
 
     ``mode: shallow`` trains the shared dense layer and the heads on frozen backbone features;
     ``deep`` also trains the backbone (its last ``deep_blocks`` blocks, all when unset).
+    ``unfreeze_epochs`` > 0 adds a second phase that trains every layer at ``unfreeze_lr``
+    (the aggregation paper: 10 epochs with the first layers frozen, then 20 with all at 1e-4).
     """
 
     metadata: Path
@@ -171,6 +178,8 @@ class FinetuneConfig(ExtractionConfig):
     patience: int = Field(5, ge=0)
     validation_ratio: float = Field(0.2, gt=0, lt=1)
     train_batch_size: int = Field(32, ge=1)
+    unfreeze_epochs: int = Field(0, ge=0)
+    unfreeze_lr: float = Field(1e-4, gt=0)
     probabilities: bool = False  # also write each categorical head's class probabilities, named
 
     @model_validator(mode="after")

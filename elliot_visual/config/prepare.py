@@ -14,6 +14,7 @@ Example::
               image_features: raw/image_features_Baby.b}
     filters: {min_rating: 4, k_core: 5, drop_items_without_image: true}
     images: {download: false}
+    labels: {min_items: 100, finetune_users: 0.7, seed: 42}   # optional: item_labels.tsv
     on_error: skip
 """
 from __future__ import annotations
@@ -81,6 +82,20 @@ class ImageOptions(_Strict):
     backoff: float = Field(0.5, ge=0)
 
 
+class LabelOptions(_Strict):
+    """Item categories as multi-label targets (``item_labels.tsv``) and the user protocol that uses them.
+
+    A label is a node of McAuley's category tree, named by its path (``Kitchen & Dining > Bakeware``);
+    D = the nodes held by at least ``min_items`` of the dataset's items. ``finetune_users`` > 0
+    also sets that share of users apart (seeded) for CNN fine-tuning (the aggregation paper: 0.7).
+    """
+
+    min_items: int = Field(1, ge=1)
+    skip_top_level: bool = True
+    finetune_users: float = Field(0.0, ge=0, lt=1)
+    seed: int = 42
+
+
 class PrepareConfig(_Strict):
     """Everything ``elliot-visual prepare amazon`` needs."""
 
@@ -89,6 +104,7 @@ class PrepareConfig(_Strict):
     sources: Sources
     filters: Filters = Field(default_factory=Filters)
     images: ImageOptions = Field(default_factory=ImageOptions)
+    labels: LabelOptions | None = None
     on_error: OnError = "skip"
     progress: bool = True
 
@@ -170,7 +186,8 @@ def _hint(item: dict[str, Any]) -> str:
     if item["type"] == "extra_forbidden":
         return ("known keys: name, output_folder, sources{reviews, ratings, meta, image_urls, image_features}, "
                 "filters{deduplicate, min_rating, start_date, end_date, categories, drop_items_without_image, "
-                "k_core}, images{download, workers, timeout, retries, backoff}, on_error, progress")
+                "k_core}, images{download, workers, timeout, retries, backoff}, "
+                "labels{min_items, skip_top_level, finetune_users, seed}, on_error, progress")
     if item["type"] == "missing":
         return "add it to the YAML file or give it as a flag"
     return ""

@@ -17,7 +17,12 @@ Output, under ``<output_folder>/<name>/`` and written atomically: ``dataset.tsv`
 ``user, item, rating[, timestamp]``), ``items.tsv`` (header; title, price, categories and the
 top/sub/leaf category columns DeepStyle and multitask fine-tuning read), ``images/<item>.<ext>``,
 ``image_features.b`` (the binary file restricted to the dataset's items), ``malformed_lines.tsv``
-and ``card.json`` (users, items, interactions, density, time span, per-category counts).
+and ``card.json`` (users, items, interactions, density, time span, per-category counts). With
+``labels``: ``item_labels.tsv`` (``item \t label|label``, the categories held by enough items, see
+:func:`category_labels`) and, with ``labels.finetune_users``, the aggregation paper's user cut:
+``finetune_items.tsv`` (header ``item, categories``: the labelled items of the fine-tuning users,
+the ``metadata`` of ``elliot-visual finetune`` with a ``multilabel`` task on ``categories``) and
+``dataset_aggregation.tsv`` (the rows of the other users, for the set networks).
 
 The filters the papers apply (rating threshold, date range, category subset, items without an
 image, iterative k-core) are options of :class:`~elliot_visual.config.prepare.PrepareConfig`,
@@ -46,7 +51,9 @@ from tqdm import tqdm
 
 from elliot_visual.config.prepare import OnError, PrepareConfig, Sources
 from elliot_visual.data.download import DownloadOptions, DownloadReport, download_images
+from elliot_visual.data.item_labels import write_item_labels
 from elliot_visual.data.readers import DataError
+from elliot_visual.data.user_partition import partition_users
 from elliot_visual.registry import PREFILTERS
 from elliot_visual.storage import atomic_write, write_json
 
@@ -434,6 +441,7 @@ class DatasetCard:
     steps: list[FilterStep]
     sources: dict[str, str | None]
     filters: dict
+    labels: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """JSON-ready content."""
@@ -459,6 +467,9 @@ class DatasetCard:
         if self.duplicates_removed:
             lines.append(f"  duplicate (user, item) rows removed {self.duplicates_removed:,}")
         lines.append("  steps " + " -> ".join(f"{s.step} {s.interactions:,}" for s in self.steps))
+        if self.labels:
+            lines.append(f"  labels {self.labels['n_labels']:,} categories with >= {self.labels['min_items']:,} "
+                         f"items; {self.labels['items_with_labels']:,} items labelled")
         for title, table in (("top categories", self.top_categories), ("leaf categories", self.leaf_categories)):
             if table:
                 shown = list(table.items())[:top]
@@ -583,8 +594,58 @@ def prepare_amazon(config: PrepareConfig) -> PreparedDataset:
     card = dataset_card(config.name, frame, meta, urls, steps, issues, duplicates_removed, features, images,
                         sources={k: None if v is None else str(v) for k, v in src.model_dump().items()},
                         filters=flt.model_dump(mode="json"))
+    if config.labels is not None:
+        card.labels = _write_labels(folder, frame, meta, config)
     write_json(folder / "card.json", card.to_dict())
     return PreparedDataset(folder, card, images)
+
+
+# --------------------------------------------------------------------------- category labels
+
+def category_labels(items: Iterable[str], meta: dict[str, ItemMeta], min_items: int,
+                    skip_top_level: bool = True) -> dict[str, list[str]]:
+    """``item -> labels``: the category-tree nodes (named by their path ``A > B``) held by >= ``min_items`` items.
+
+    Every prefix of every path of an item is a node it holds, so ``Kitchen & Dining > Bakeware``
+    implies ``Kitchen & Dining``; ``skip_top_level`` leaves out level-1 nodes (``Home & Kitchen``
+    holds every item of its dump and says nothing). Items keep their labels in sorted order.
+    """
+    held: dict[str, set[str]] = {}
+    for item in items:
+        info = meta.get(item)
+        nodes = set()
+        for path in info.categories if info is not None else ():
+            for depth in range(2 if skip_top_level else 1, len(path) + 1):
+                nodes.add(CATEGORY_SEPARATOR.join(path[:depth]))
+        held[item] = nodes
+    counts = Counter(node for nodes in held.values() for node in nodes)
+    kept = {node for node, n in counts.items() if n >= min_items}
+    return {item: sorted(nodes & kept) for item, nodes in held.items()}
+
+
+def _write_labels(folder: Path, frame: pd.DataFrame, meta: dict[str, ItemMeta], config: PrepareConfig) -> dict:
+    """Write the label files of the module docstring; returns the card's ``labels`` section."""
+    options = config.labels
+    items = list(pd.unique(frame["item"]))
+    labels = category_labels(items, meta, options.min_items, options.skip_top_level)
+    names = sorted({n for row in labels.values() for n in row})
+    if not names:
+        raise DataError(f"no category is held by {options.min_items} items or more (labels.min_items); "
+                        "lower it, or give the metadata file (sources.meta) that carries the categories")
+    write_item_labels(folder / "item_labels.tsv", ((item, labels[item]) for item in items))
+    section = {"min_items": options.min_items, "skip_top_level": options.skip_top_level, "n_labels": len(names),
+               "items_with_labels": sum(1 for row in labels.values() if row),
+               "label_items": dict(Counter(n for row in labels.values() for n in row).most_common())}
+    if options.finetune_users > 0:
+        tuning, rest = partition_users(frame["user"].to_numpy(), [options.finetune_users], options.seed)
+        tuning_items = pd.unique(frame.loc[frame["user"].isin(set(tuning)), "item"])
+        count = write_item_labels(folder / "finetune_items.tsv",
+                                  ((item, labels[item]) for item in tuning_items if labels[item]),
+                                  header=("item", "categories"))
+        _write_dataset(folder / "dataset_aggregation.tsv", frame[frame["user"].isin(set(rest))])
+        section.update(finetune_users=int(tuning.size), finetune_items=count, aggregation_users=int(rest.size),
+                       seed=options.seed)
+    return section
 
 
 # --------------------------------------------------------------------------- helpers

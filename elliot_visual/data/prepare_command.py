@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--timeout", type=float, help="seconds per request (default 10)")
     images.add_argument("--retries", type=int, help="retries after a transient failure (default 3)")
     images.add_argument("--backoff", type=float, help="first retry delay in seconds, doubled each time")
+    labels = amazon.add_argument_group("category labels (multi-label task; written when a flag is given)")
+    labels.add_argument("--label-min-items", type=int,
+                        help="item_labels.tsv: categories held by at least this many items")
+    labels.add_argument("--finetune-users", type=float,
+                        help="share of users set apart to fine-tune the CNN (the aggregation paper: 0.7)")
+    labels.add_argument("--label-seed", type=int, help="seed of the user cut (default 42)")
     amazon.add_argument("--on-error", choices=("skip", "fail"),
                         help="malformed lines: skip them (counted, listed) or stop (default: skip)")
     amazon.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -93,6 +99,10 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
                     "drop_items_without_image": args.drop_items_without_image, "k_core": args.k_core},
         "images": {"download": False if args.no_download else None, "workers": args.workers,
                    "timeout": args.timeout, "retries": args.retries, "backoff": args.backoff},
+        # only when a label flag is given: an empty section would switch the labels on
+        "labels": {"min_items": args.label_min_items, "finetune_users": args.finetune_users,
+                   "seed": args.label_seed}
+        if (args.label_min_items, args.finetune_users, args.label_seed) != (None, None, None) else None,
         "on_error": args.on_error,
         "progress": False if args.no_progress else None,
     }

@@ -74,7 +74,8 @@ EXTRACT_KEYS = ("images", "backbone", "backend", "layers", "weights", "output", 
                 "shard_size", "overwrite", "progress")
 FINETUNE_KEYS = EXTRACT_KEYS + ("probabilities", "metadata", "item_column", "tasks", "mode", "deep_blocks",
                                 "shared_dim", "lr", "backbone_lr", "epochs", "patience",
-                                "validation_ratio", "train_batch_size", "seed")
+                                "validation_ratio", "train_batch_size", "seed", "unfreeze_epochs",
+                                "unfreeze_lr")
 
 
 def _run(argv: Sequence[str] | None, section: str, parser: argparse.ArgumentParser,
@@ -136,4 +137,7 @@ def main_finetune(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--probabilities", action="store_true", default=None,
                         help="also write each categorical head's named class probabilities")
+    parser.add_argument("--unfreeze-epochs", dest="unfreeze_epochs", type=int,
+                        help="then train every layer this many epochs at --unfreeze-lr")
+    parser.add_argument("--unfreeze-lr", dest="unfreeze_lr", type=float)
     return _run(argv, "finetune", parser, FINETUNE_KEYS)

@@ -3,14 +3,17 @@
 The network is ``backbone -> pooled features -> shared = ReLU(W x + b)`` (``shared_dim``, 1024 by
 default) followed by one head per task read from an item-metadata TSV: a linear classifier
 trained with cross-entropy for a categorical column, a linear regressor trained with L1 on the
-standardised value for a numeric one; the loss is the weighted sum over tasks (missing values are
-left out of their task). The network (:class:`FinetuneNetwork`) is trained by the package's one
+standardised value for a numeric one, one logit per label trained with binary cross-entropy
+(positives weighted by ``pos_weight``) for a ``multilabel`` column of ``label|label`` values; the
+loss is the weighted sum over tasks (missing values are left out of their task). The network (:class:`FinetuneNetwork`) is trained by the package's one
 training loop (:func:`elliot_visual.training.loop.run_epochs`) through its hooks: the trainable
 parameters, Adam with one parameter group per learning rate, early stopping once ``patience``
 epochs (default 5) passed without a lower validation loss, the best epoch restored.
 ``shallow`` trains the shared layer and the heads on frozen backbone features (computed once,
 so an epoch costs almost nothing); ``deep`` trains through the backbone too (its last
-``deep_blocks`` blocks, or all of it), with batch-norm statistics frozen.
+``deep_blocks`` blocks, or all of it), with batch-norm statistics frozen. ``unfreeze_epochs``
+then runs the loop again from the best state with every layer trainable at ``unfreeze_lr`` (the
+aggregation paper's schedule); the better phase's best state is kept.
 The shared layer's activations of every image are then written exactly like an extraction
 (:mod:`.extract`), as layer ``shared`` of the network ``<backbone>_finetuned_<mode>``; with
 ``probabilities: true`` each categorical head's class probabilities (softmax in float32) go beside
@@ -23,6 +26,7 @@ in memory as uint8 (3 * crop^2 bytes each, 150 kB at 224 px).
 """
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Iterator
@@ -35,6 +39,7 @@ import torch
 from torch import nn
 
 from elliot_visual import storage
+from elliot_visual.data.item_labels import LABEL_SEPARATOR
 from elliot_visual.extraction.backbones import PROBABILITIES, Layer
 from elliot_visual.extraction.catalogue import get_backbone
 from elliot_visual.config.extraction import ExtractionConfigError, FinetuneConfig
@@ -61,10 +66,11 @@ class Task:
     classes: list[str] = field(default_factory=list)
     mean: float = 0.0
     std: float = 1.0
+    pos_weight: float = 1.0
 
     @property
     def out_dim(self) -> int:
-        return len(self.classes) if self.kind == "categorical" else 1
+        return len(self.classes) if self.kind in ("categorical", "multilabel") else 1
 
     def encode(self, values: Any) -> torch.Tensor:
         """Column values -> class indices (-100 when missing) or standardised floats (NaN when missing)."""
@@ -74,6 +80,16 @@ class Task:
             lookup = {c: i for i, c in enumerate(self.classes)}
             return torch.tensor([lookup.get(str(v), -100) if not pd.isna(v) else -100
                                  for v in values], dtype=torch.long)
+        if self.kind == "multilabel":
+            # (N, C) multi-hot; a row without any value is missing (NaN), not "no label"
+            lookup = {c: i for i, c in enumerate(self.classes)}
+            rows = torch.full((len(values), len(self.classes)), float("nan"))
+            for row, value in enumerate(values):
+                labels = _split_labels(value)
+                if labels:
+                    rows[row] = 0.0
+                    rows[row, [lookup[n] for n in labels if n in lookup]] = 1.0
+            return rows
         numbers = pd.to_numeric(pd.Series(list(values)), errors="coerce").to_numpy(np.float64)
         return torch.tensor((numbers - self.mean) / self.std, dtype=torch.float32)
 
@@ -84,6 +100,12 @@ class Task:
             if not bool(known.any()):
                 return None
             return nn.functional.cross_entropy(output[known], target[known])
+        if self.kind == "multilabel":
+            known = ~torch.isnan(target[:, 0])
+            if not bool(known.any()):
+                return None
+            weight = torch.full((self.out_dim,), self.pos_weight, device=output.device)
+            return nn.functional.binary_cross_entropy_with_logits(output[known], target[known], pos_weight=weight)
         known = ~torch.isnan(target)
         if not bool(known.any()):
             return None
@@ -93,6 +115,8 @@ class Task:
         info: dict[str, Any] = {"column": self.column, "kind": self.kind, "weight": self.weight}
         if self.kind == "categorical":
             info["classes"] = self.classes
+        elif self.kind == "multilabel":
+            info.update(classes=self.classes, pos_weight=self.pos_weight)
         else:
             info.update(mean=self.mean, std=self.std)
         return info
@@ -129,9 +153,14 @@ def resolve_tasks(config: FinetuneConfig, frame: Any, train_ids: list[str]) -> l
                                         f"{config.metadata} (columns: {', '.join(frame.columns)})")
         kind = spec.get("kind") or ("numeric" if pd.api.types.is_numeric_dtype(frame[column])
                                     else "categorical")
-        task = Task(column, kind, float(spec.get("weight", 1.0)))
+        task = Task(column, kind, float(spec.get("weight", 1.0)), pos_weight=float(spec.get("pos_weight", 1.0)))
         values = train[column].dropna()
-        if kind == "categorical":
+        if kind == "multilabel":
+            task.classes = sorted({n for v in values for n in _split_labels(v)})
+            if not task.classes:
+                raise ExtractionConfigError(f"finetune task '{column}' (multilabel) has no label "
+                                            f"among the training items; values look like 'a|b'")
+        elif kind == "categorical":
             task.classes = sorted({str(v) for v in values})
             if len(task.classes) < 2:
                 raise ExtractionConfigError(f"finetune task '{column}' has fewer than 2 classes "
@@ -144,6 +173,15 @@ def resolve_tasks(config: FinetuneConfig, frame: Any, train_ids: list[str]) -> l
             task.std = float(numbers.std()) or 1.0
         tasks.append(task)
     return tasks
+
+
+def _split_labels(value: Any) -> list[str]:
+    """``'a|b'`` -> ``['a', 'b']`` (the item-label separator); NaN or blank -> ``[]``."""
+    import pandas as pd
+
+    if not isinstance(value, str) and pd.isna(value):
+        return []
+    return [n.strip() for n in str(value).split(LABEL_SEPARATOR) if n.strip()]
 
 
 class SharedHead(nn.Module):
@@ -240,6 +278,12 @@ class FinetuneNetwork(nn.Module):
         self.head.train(mode)
         self.taps.eval()
         return self
+
+    def unfreeze(self, lr: float) -> None:
+        """Every layer trainable at ``lr`` (the second phase), computing the backbone again each step."""
+        self.tuned = list(self.taps.parameters())
+        self.lr = self.backbone_lr = lr
+        self.frozen_features = None
 
     def pooled_of(self, images: torch.Tensor) -> torch.Tensor:
         with autocast_context(self._device, self.amp):
@@ -368,17 +412,28 @@ def finetune(config: FinetuneConfig) -> ExtractionResult:
     training = TrainingConfig(device=device, amp=False, progress=config.progress,
                               description=f"finetune {config.folder_name}",
                               stop_rule=lambda observed: _no_gain_for(observed, config.patience))
-    result = run_epochs(network, RowSampler(torch.as_tensor(train_pos), config.train_batch_size, config.seed),
-                        config.epochs, training, validation_loss)
-    network.requires_grad_(False)
+    rows = RowSampler(torch.as_tensor(train_pos), config.train_batch_size, config.seed)
+    result = run_epochs(network, rows, config.epochs, training, validation_loss)
     history = [-r.validation for r in result.validations]
     best = (-float(result.best_value), int(result.best_epoch) - 1)
+    if config.unfreeze_epochs:
+        first_best = copy.deepcopy(network.state_dict())
+        network.unfreeze(config.unfreeze_lr)
+        second = run_epochs(network, rows, config.unfreeze_epochs, training, validation_loss)
+        if -float(second.best_value) < best[0]:
+            best = (-float(second.best_value), len(history) + int(second.best_epoch) - 1)
+        else:  # the unfrozen phase never beat the first one: keep the first phase's best state
+            network.load_state_dict(first_best)
+        history += [-r.validation for r in second.validations]
+    network.requires_grad_(False)
 
     network_dir = storage.network_folder(config.output, config.folder_name)
     with storage.atomic_write(network_dir / CHECKPOINT_FILE, "wb") as handle:
         torch.save({"head": head.state_dict(), "taps": taps.state_dict(),
                     "tasks": [t.describe() for t in tasks], "backbone": backbone.name}, handle)
     tuning = {"mode": config.mode, "deep_blocks": config.deep_blocks,
+              "unfreeze_epochs": config.unfreeze_epochs,
+              "unfreeze_lr": config.unfreeze_lr if config.unfreeze_epochs else None,
               "shared_dim": config.shared_dim, "input_layer": pooled_name,
               "tasks": [t.describe() for t in tasks], "lr": config.lr,
               "backbone_lr": config.backbone_lr if config.mode == "deep" else None,

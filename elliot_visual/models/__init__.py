@@ -10,3 +10,4 @@ from elliot_visual.models import tvbpr  # noqa: F401  visual, temporal
 from elliot_visual.models import category_pop  # noqa: F401  multilabel
 from elliot_visual.models import poprank, warp, fm, mmmf  # noqa: F401  baselines of the ImgRec tables
 from elliot_visual.models import imgrec  # noqa: F401  visual
+from elliot_visual.models import aggregation  # noqa: F401  multilabel: AveragePooling, NeuralAggregation

@@ -177,6 +177,9 @@ def write_reports(evaluation: "Evaluation", outcomes: "Sequence[ModelOutcome]",
 
             written += write_trend_figures(outcome.best.name, artifacts, paths.figures,
                                            artifacts.get("feature_names"), outcome.spec.meta.trend_features)
+    from elliot_visual.reports.label_curves import write_label_curves
+
+    written += write_label_curves(outcomes, paths.figures, stamp)  # multilabel entries: P/R/F1 against k
     if profiles:
         from elliot_visual.reports.figures import write_profile_figures
 

@@ -284,3 +284,60 @@ def test_ducho_baby_ratings_with_mmrec_urls(tmp_path: Path) -> None:
     assert (card.users, card.items) == (frame[0].nunique(), frame[1].nunique())
     assert card.density == pytest.approx(card.interactions / (card.users * card.items))
     assert card.items_with_image_url == card.items and card.malformed_lines == {}
+
+
+def with_labels(raw: Path, out: Path, **labels) -> PrepareConfig:
+    return PrepareConfig.model_validate({**config(raw, out).model_dump(), "labels": labels})
+
+
+def label_lines(path: Path) -> dict[str, str]:
+    return dict(line.split("\t") for line in path.read_text().splitlines())
+
+
+def test_item_labels_are_category_nodes_held_by_enough_items(raw: Path, tmp_path: Path) -> None:
+    cfg = with_labels(raw, tmp_path / "data", min_items=2)
+    card = prepare_amazon(cfg).card
+    # below the top level, only "Baby > Feeding" is held by two items (A via Bottles, D via Bibs)
+    assert label_lines(tmp_path / "data" / "baby" / "item_labels.tsv") == {
+        A: "Baby > Feeding", B: "", C: "", D: "Baby > Feeding"}
+    assert (card.labels["n_labels"], card.labels["items_with_labels"]) == (1, 2)
+    assert json.loads((tmp_path / "data" / "baby" / "card.json").read_text())["labels"]["label_items"] == {
+        "Baby > Feeding": 2}
+
+
+def test_item_labels_with_the_top_level(raw: Path, tmp_path: Path) -> None:
+    cfg = with_labels(raw, tmp_path / "data", min_items=2, skip_top_level=False)
+    prepare_amazon(cfg)
+    assert label_lines(tmp_path / "data" / "baby" / "item_labels.tsv") == {
+        A: "Baby|Baby > Feeding", B: "Baby", C: "Clothing", D: "Baby|Baby > Feeding|Clothing"}
+
+
+def test_finetune_user_cut_writes_disjoint_user_files(raw: Path, tmp_path: Path) -> None:
+    cfg = with_labels(raw, tmp_path / "data", min_items=1, finetune_users=0.5, seed=3)
+    card = prepare_amazon(cfg).card
+    folder = tmp_path / "data" / "baby"
+    full = pd.read_csv(folder / "dataset.tsv", sep="\t", header=None, dtype=str)
+    rest = pd.read_csv(folder / "dataset_aggregation.tsv", sep="\t", header=None, dtype=str)
+    tuning_users = set(full[0]) - set(rest[0])
+    assert (len(tuning_users), rest[0].nunique()) == (2, 2) == (card.labels["finetune_users"],
+                                                                card.labels["aggregation_users"])
+    assert rest.equals(full[full[0].isin(set(rest[0]))].reset_index(drop=True))   # every row of those users
+    labelled = label_lines(folder / "item_labels.tsv")
+    expected = {i for i in full.loc[full[0].isin(tuning_users), 1] if labelled[i]}
+    tuning = label_lines(folder / "finetune_items.tsv")
+    assert tuning.pop("item") == "categories" and set(tuning) == expected     # a header for fine-tuning
+
+
+def test_labels_without_any_category_are_an_error_naming_the_key(raw: Path, tmp_path: Path) -> None:
+    cfg = with_labels(raw, tmp_path / "data", min_items=5)
+    with pytest.raises(DataError, match="labels.min_items"):
+        prepare_amazon(cfg)
+
+
+def test_label_flags_enable_labels_and_no_flag_leaves_them_off(raw: Path, tmp_path: Path) -> None:
+    base = ["amazon", "--name", "baby", "--out", str(tmp_path / "out"), "--reviews", str(raw / "reviews_Baby.json.gz"),
+            "--meta", str(raw / "meta_Baby.json"), "--no-download", "--no-progress"]
+    assert main_prepare(base) == 0
+    assert not (tmp_path / "out" / "baby" / "item_labels.tsv").exists()
+    assert main_prepare(base + ["--label-min-items", "2", "--finetune-users", "0.5"]) == 0
+    assert (tmp_path / "out" / "baby" / "finetune_items.tsv").is_file()
