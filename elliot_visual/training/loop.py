@@ -13,6 +13,7 @@ import dataclasses
 import io
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from tqdm.auto import tqdm
 from elliot_visual.config.schema import EarlyStopping
 from elliot_visual.registry import SAMPLERS
 from elliot_visual.storage import write_bytes
+from elliot_visual.training.history import write_history
 
 if TYPE_CHECKING:  # annotations only: the loop itself imports no model or data module, so that
     # fine-tuning in extraction/ can use it without a circle through models/ and features/
@@ -49,6 +51,7 @@ class TrainingConfig:
     selection: str | None = None  # key of the selection value when ``validate`` returns a mapping
     # Replaces Elliot's early-stopping rule when set: monitored values so far -> stop now?
     stop_rule: Callable[[list[float]], bool] | None = None
+    history_path: Path | None = None  # per-epoch history TSV (training/history.py), rewritten each epoch
 
 
 @dataclass
@@ -58,6 +61,8 @@ class EpochRecord:
     validation: float | None = None
     monitored: float | None = None
     stage: str = ""  # the model's training stage (``Recommender.training_stages``), "" when it has none
+    seconds: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)  # every validation value of this epoch
 
 
 @dataclass
@@ -69,6 +74,7 @@ class TrainingResult:
     best_value: float | None = None
     stopped_early: bool = False
     restored: bool = False
+    history_path: Path | None = None  # where the history TSV was written (TrainingConfig.history_path)
 
     @property
     def validations(self) -> list[EpochRecord]:
@@ -197,14 +203,19 @@ def train_stage(model: Recommender, data: Interactions, config: TrainingConfig,
     interrupted one resumes from its last state.
     """
     model.to(config.device)
-    result = TrainingResult()
+    result = TrainingResult(history_path=config.history_path)
     if not model.is_gradient_model():
+        started = time.perf_counter()
         model.fit(data)
         model.to(config.device)
+        record = EpochRecord(1, 0.0)
         if validate is not None:
-            value, monitored = _validate(model, validate, config)
-            result.history.append(EpochRecord(1, 0.0, value, monitored))
-            result.best_epoch, result.best_value = 1, value
+            record.validation, record.monitored, record.metrics = _validate(model, validate, config)
+            result.best_epoch, result.best_value = 1, record.validation
+        record.seconds = time.perf_counter() - started
+        result.history.append(record)
+        if config.history_path is not None:
+            write_history(config.history_path, result.history, result.best_epoch)
         return result
 
     epochs = int(model.params.epochs if epochs is None else epochs)
@@ -231,7 +242,7 @@ def run_epochs(model: nn.Module, sampler: BatchSource, epochs: int, config: Trai
     """
     name = config.description or getattr(model, "family", "") or type(model).__name__
     model.to(config.device)
-    result = TrainingResult()
+    result = TrainingResult(history_path=config.history_path)
     with _frozen_except(model):
         optimizer = _optimizer(model)
         start_epoch, best_state = 1, None
@@ -253,6 +264,7 @@ def run_epochs(model: nn.Module, sampler: BatchSource, epochs: int, config: Trai
         bar = tqdm(range(start_epoch, epochs + 1), desc=name,
                    disable=not config.progress, leave=False, unit="epoch", mininterval=1.0)
         for epoch in bar:
+            started = time.perf_counter()
             model.train()
             total = 0.0
             for batch in sampler.epoch():
@@ -272,8 +284,11 @@ def run_epochs(model: nn.Module, sampler: BatchSource, epochs: int, config: Trai
             record = EpochRecord(epoch, total)
             result.history.append(record)
             bar.set_postfix(loss=f"{total:.4f}")
-            if validate is not None and epoch % config.validation_rate == 0:
-                record.validation, record.monitored = _validate(model, validate, config)
+            validating = validate is not None and epoch % config.validation_rate == 0
+            if validating:
+                record.validation, record.monitored, record.metrics = _validate(model, validate, config)
+            record.seconds = time.perf_counter() - started
+            if validating:
                 if result.best_value is None or record.validation > result.best_value:
                     result.best_epoch, result.best_value = epoch, record.validation
                     best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
@@ -286,6 +301,9 @@ def run_epochs(model: nn.Module, sampler: BatchSource, epochs: int, config: Trai
                         "best_value": result.best_value, "best_model": best_state,
                         "sampler_rng": getattr(getattr(sampler, "rng", None), "bit_generator", None)
                         and sampler.rng.bit_generator.state})
+            if config.history_path is not None:
+                write_history(config.history_path, result.history, result.best_epoch)
+            if validating:
                 observed = [r.loss if monitor_loss else r.monitored for r in result.validations]
                 stop = config.stop_rule(observed) if config.stop_rule else should_stop(config.early_stopping, observed)
                 if stop:
@@ -297,6 +315,8 @@ def run_epochs(model: nn.Module, sampler: BatchSource, epochs: int, config: Trai
             model.load_state_dict(best_state)
         else:
             result.best_epoch = result.history[-1].epoch if result.history else None
+        if config.history_path is not None and result.history:
+            write_history(config.history_path, result.history, result.best_epoch)
         model.eval()
     return result
 
@@ -320,8 +340,8 @@ def _frozen_except(model: nn.Module) -> Iterator[None]:
 
 
 def _validate(model: Recommender, validate: Callable[[Recommender], float | Mapping[str, float]],
-              config: TrainingConfig) -> tuple[float, float]:
-    """(selection value, early-stopping monitored value); NaN counts as the worst value."""
+              config: TrainingConfig) -> tuple[float, float, dict[str, float]]:
+    """(selection value, early-stopping monitored value, every value); NaN counts as the worst value."""
     model.eval()
     with torch.inference_mode():
         outcome = validate(model)
@@ -330,9 +350,11 @@ def _validate(model: Recommender, validate: Callable[[Recommender], float | Mapp
         value = float(outcome[config.selection])
         monitor = config.early_stopping.monitor if config.early_stopping is not None else config.selection
         monitored = float(outcome.get(monitor, value))
+        values = {str(k): float(v) for k, v in outcome.items()}
     else:
         value = monitored = float(outcome)
-    return (float("-inf") if math.isnan(value) else value), monitored
+        values = {config.selection or "validation": value}
+    return (float("-inf") if math.isnan(value) else value), monitored, values
 
 
 def _save(path: Path, obj: Any) -> None:

@@ -31,6 +31,7 @@ from elliot_visual.evaluation.tasks import Selection, Task, TaskSettings, build_
 from elliot_visual.models.base import DEFAULT_LOADER, HyperParams, Recommender, build_model
 from elliot_visual.registry import MODELS
 from elliot_visual.storage import ResultPaths, safe_file_name
+from elliot_visual.training.history import HISTORY_FILE
 from elliot_visual.training.loop import TrainingConfig, TrainingResult, resolve_device, train
 from elliot_visual.tuning.search import best_trial, search
 
@@ -195,13 +196,15 @@ def _run_trial(cls: type[Recommender], params: HyperParams, loader: str, spec: M
         def validate(m: Recommender, data: Interactions = data, inputs: Mapping = inputs) -> dict[str, float]:
             return task.validate(m, data, watched, inputs=inputs)
 
-        checkpoint = None
-        if paths is not None and (spec.meta.save_weights or spec.meta.restore):
+        checkpoint = history = None
+        if paths is not None:
             suffix = f"_fold={fold}" if len(validation_folds) > 1 else ""
-            checkpoint = paths.weights / safe_file_name(name + suffix)
+            history = paths.weights / safe_file_name(name + suffix) / HISTORY_FILE  # the report's curves
+            if spec.meta.save_weights or spec.meta.restore:
+                checkpoint = history.parent
         config = TrainingConfig(validation_rate=spec.meta.validation_rate, early_stopping=spec.early_stopping,
                                 device=device, checkpoint_dir=checkpoint, restore=spec.meta.restore,
-                                progress=True, description=name, selection=selection.key)
+                                progress=True, description=name, selection=selection.key, history_path=history)
         training = train(model, data, config, validate, features=inputs)
         trainings.append(training)
         losses.append(-(training.best_value if training.best_value is not None else float("-inf")))

@@ -160,3 +160,51 @@ def test_amazon_binary_features_are_read_for_the_requested_asins(tmp_path: Path)
 def test_visual_loaders_share_elliots_namespace_name() -> None:
     assert FEATURE_LOADERS.get("VisualAttribute").namespace == DEFAULT_NAMESPACE == "VisualAttributes"
     assert FEATURE_LOADERS.get("VisualLoader").namespace == DEFAULT_NAMESPACE
+
+
+ATTRIBUTE_NAMES = ["floral", "denim", "stripes"]
+ATTRIBUTE_ROWS = {"i3": [0.9, 0.0, 0.1], "i7": [0.2, 0.8, 0.5], "i9": [0.0, 0.3, 1.0]}
+
+
+def _attribute_table(sep: str) -> str:
+    header = sep.join(["item", *ATTRIBUTE_NAMES])
+    return "\n".join([header, *(sep.join([item, *map(str, row)]) for item, row in ATTRIBUTE_ROWS.items())]) + "\n"
+
+
+@pytest.mark.parametrize("suffix,sep", [(".tsv", "\t"), (".csv", ",")])
+def test_attribute_table_gives_probabilities_aligned_to_items_with_names(tmp_path: Path, suffix: str, sep: str) -> None:
+    write_text(tmp_path / f"attributes{suffix}", _attribute_table(sep))
+    source = _source({"dataloader": "AttributeFeatures", "path": tmp_path / f"attributes{suffix}"}, "visual_features")
+    assert source.feature_names == ATTRIBUTE_NAMES
+    np.testing.assert_allclose(source.load(ITEMS, ALL), [ATTRIBUTE_ROWS[i] for i in ITEMS], rtol=1e-6)
+
+
+def test_attribute_matrix_with_id_list_and_names_file(tmp_path: Path) -> None:
+    write_npy(tmp_path / "attr" / "features.npy", np.array([ATTRIBUTE_ROWS[i] for i in ATTRIBUTE_ROWS], np.float32))
+    write_text(tmp_path / "attr" / "item_ids.txt", "\n".join(ATTRIBUTE_ROWS) + "\n")
+    write_text(tmp_path / "attr" / "attribute_names.txt", "\n".join(ATTRIBUTE_NAMES) + "\n")
+    source = _source({"dataloader": "AttributeFeatures", "path": tmp_path / "attr"}, "visual_features")
+    assert source.feature_names == ATTRIBUTE_NAMES
+    assert source.load(np.array(["i9"], dtype=object), np.ones(1, bool)).tolist() == [[0.0, 0.30000001192092896, 1.0]]
+
+
+def test_attribute_value_outside_unit_interval_names_item_and_attribute(tmp_path: Path) -> None:
+    write_text(tmp_path / "a.tsv", "item\tfloral\tdenim\ni3\t0.5\t1.7\n")
+    with pytest.raises(FeatureError, match=r"item i3 for attribute 'denim' is outside \[0, 1\]"):
+        _source({"dataloader": "AttributeFeatures", "path": tmp_path / "a.tsv"}, "visual_features")
+    source = _source({"dataloader": "AttributeFeatures", "path": tmp_path / "a.tsv", "probabilities": False},
+                     "visual_features")
+    assert source.load(np.array(["i3"], dtype=object), np.ones(1, bool))[0, 1] == pytest.approx(1.7)
+
+
+def test_attribute_names_must_match_the_columns(tmp_path: Path) -> None:
+    write_npy(tmp_path / "m.npy", np.zeros((2, 3), np.float32))
+    write_text(tmp_path / "item_ids.txt", "i3\ni7\n")
+    write_text(tmp_path / "names.txt", "floral\ndenim\n")
+    with pytest.raises(FeatureError, match="2 attribute names for 3 feature columns"):
+        _source({"dataloader": "AttributeFeatures", "path": tmp_path / "m.npy", "names_file": tmp_path / "names.txt"},
+                "visual_features")
+    write_text(tmp_path / "names.txt", "floral\ndenim\nfloral\n")
+    with pytest.raises(FeatureError, match="'floral' appears twice"):
+        _source({"dataloader": "AttributeFeatures", "path": tmp_path / "m.npy", "names_file": tmp_path / "names.txt"},
+                "visual_features")

@@ -216,3 +216,21 @@ def test_a_stop_rule_replaces_elliots_early_stopping() -> None:
                         TrainingConfig(progress=False, stop_rule=lambda observed: len(observed) == 3),
                         lambda net: 0.0)
     assert result.stopped_early and len(result.history) == 3
+
+
+def test_history_tsv_has_one_row_per_epoch_validation_columns_and_the_kept_epoch(block_data: Interactions,
+                                                                                  tmp_path) -> None:  # noqa: ANN001
+    params = BPRMF.Params(epochs=4, batch_size=16, factors=4, lr=0.05)
+    model = build_model(BPRMF, params, block_data.n_users, block_data.n_items)
+    values = iter([{"Recall@10": 0.2, "nDCG@10": 0.4}, {"Recall@10": 0.5, "nDCG@10": 0.3}])
+    path = tmp_path / "trial" / "history.tsv"
+    result = train(model, block_data, TrainingConfig(progress=False, validation_rate=2, selection="Recall@10",
+                                                     history_path=path), lambda m: next(values))
+    table = pd.read_csv(path, sep="\t")
+    assert list(table.columns) == ["epoch", "loss", "seconds", "Recall@10", "nDCG@10", "best"]
+    assert table["epoch"].tolist() == [1, 2, 3, 4]
+    assert table["loss"].tolist() == pytest.approx([r.loss for r in result.history])
+    assert table["Recall@10"].isna().tolist() == [True, False, True, False]
+    assert table.loc[[1, 3], "nDCG@10"].tolist() == [0.4, 0.3]
+    assert table["best"].tolist() == [0, 0, 0, 1]
+    assert (table["seconds"] > 0).all()
