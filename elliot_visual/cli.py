@@ -1,4 +1,4 @@
-"""``elliot-visual run | extract | finetune | visdiv | prepare``: argument parsing only.
+"""``elliot-visual run | extract | finetune | visdiv | prepare | report | affinity | serve``: argument parsing only.
 
 Each subcommand hands its arguments to the layer that does the work. A bad config or bad input
 ends with its message on stderr and exit status 2, never a traceback.
@@ -17,6 +17,9 @@ DELEGATED = {
     "finetune": ("elliot_visual.extraction.commands", "main_finetune"),
     "visdiv": ("elliot_visual.offline", "main_visdiv"),
     "prepare": ("elliot_visual.data.prepare_command", "main_prepare"),
+    "report": ("elliot_visual.reports.html_report", "main_report"),
+    "affinity": ("elliot_visual.interactive.commands", "main_affinity"),
+    "serve": ("elliot_visual.interactive.commands", "main_serve"),
 }
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, KeyError, ImportError)
 

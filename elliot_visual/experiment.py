@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from elliot_visual.evaluation.significance import compare_models
 from elliot_visual.evaluation.visual_profiles import best_model_profiles
 from elliot_visual.features.store import side_information_provider
 from elliot_visual.reports.elliot_format import write_reports
-from elliot_visual.storage import ResultPaths
+from elliot_visual.reports.run_record import write_run_page
+from elliot_visual.storage import ResultPaths, timestamp_suffix
 from elliot_visual.training.loop import set_cpu_threads
 from elliot_visual.transfer_study import check_accuracy_keys, write_transfer_study
 from elliot_visual.tuning.tune import ModelOutcome, TuningSettings, comparison_variants, tune_and_evaluate
@@ -31,6 +33,7 @@ class RunSummary:
 
 def run_experiment(config_path: str | Path) -> RunSummary:
     """Load the config, prepare data and features, tune/train/evaluate every model, write reports."""
+    started = time.time()
     exp = load_experiment(config_path)                              # config/: validated, or ConfigError
     if exp.evaluation.transactions is not None:                     # the transfer study's tables: known backbones
         check_accuracy_keys(exp.evaluation.transactions)
@@ -45,9 +48,11 @@ def run_experiment(config_path: str | Path) -> RunSummary:
                 for spec in exp.models for variant in comparison_variants(spec)]
     significance = compare_models(outcomes, exp.evaluation)         # evaluation/: paired tests
     profiles = best_model_profiles(exp.evaluation, outcomes, folds, features)  # evaluation/: VisDiv maps to draw
-    files = write_reports(exp.evaluation, outcomes, significance, paths, profiles=profiles,
+    stamp = timestamp_suffix()
+    files = write_reports(exp.evaluation, outcomes, significance, paths, stamp, profiles=profiles,
                           triplets=exp.print_results_as_triplets)  # reports/: files, figures
     files += write_transfer_study(exp.evaluation, outcomes, features, folds[-1][-1], paths)  # transfer tables
+    files += write_run_page(exp, outcomes, paths, files, stamp, started)  # reports/: run.json, report.html
     return RunSummary(exp, outcomes, files)
 
 

@@ -94,6 +94,16 @@ class VBPR(Recommender):
         ones = torch.ones(len(users), 1, device=self.Gu.device, dtype=self.Gu.dtype)
         return torch.cat([self.Gu[users], self.Tu[users], ones], 1) @ items.T
 
+    def score_with_features(self, users: Tensor, items: Tensor, features: Tensor) -> Tensor:
+        """x_ui of eq. 2 with item i's visual features replaced by a row of ``features``: (len(users), len(items)).
+
+        ``features`` is (len(items), F). Introspection asks "how would u score item i if it looked
+        like this?" (the I-TVBPR affinity vector, eq. 5, puts the one-hot of one feature here).
+        """
+        visual = features.to(self.E.dtype) @ torch.cat([self.E, self.Bp], 1)
+        return (self.Bi[items] + visual[:, -1]).unsqueeze(0) + self.Gu[users] @ self.Gi[items].T \
+            + self.Tu[users] @ visual[:, :-1].T
+
 
 @register_model("IVBPR")
 class IVBPR(VBPR):

@@ -20,6 +20,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from elliot_visual.storage import safe_file_name, write_bytes
 
@@ -76,12 +77,17 @@ def draw_profile(ax: Axes, panel: ProfilePanel, legend: bool = True) -> None:
         ax.legend(fontsize=8, loc="best", framealpha=0.9)
 
 
-def save_png(figure: Figure, path: str | Path) -> Path:
-    """Render ``figure`` with Agg and write the PNG atomically."""
+def png_bytes(figure: Figure) -> bytes:
+    """``figure`` rendered with Agg as PNG bytes."""
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
-    return write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_png(figure: Figure, path: str | Path) -> Path:
+    """Render ``figure`` with Agg and write the PNG atomically."""
+    return write_bytes(path, png_bytes(figure))
 
 
 def profile_figure(panel: ProfilePanel, path: str | Path, title: str | None = None) -> Path:
@@ -160,3 +166,42 @@ def write_profile_figures(profiles: Sequence["ProfileMap"], folder: str | Path,
         written.append(profile_grid(panels, target, title=f"Visual profile of user {user}",
                                     columns=columns, share_axes=share))
     return written
+
+
+@dataclass(frozen=True)
+class TrainingCurve:
+    """One trial's history (read from its ``history.tsv``): per-epoch loss, and the validation metric
+    on the epochs that were validated; ``best_epoch`` is the epoch whose weights were kept."""
+
+    title: str
+    epochs: np.ndarray
+    loss: np.ndarray
+    metric: str
+    validation_epochs: np.ndarray
+    validation: np.ndarray
+    best_epoch: int | None = None
+
+
+def training_curves_png(curve: TrainingCurve) -> bytes:
+    """Loss (left) and the validation metric (right) per epoch, the kept epoch marked, as PNG bytes
+    (the report inlines them; the data stay in the trial's history TSV)."""
+    figure = Figure(figsize=(9.0, 3.2), layout="constrained")
+    loss_ax, metric_ax = figure.subplots(1, 2)
+    loss_ax.plot(curve.epochs, curve.loss, color="#1f77b4", marker="o" if len(curve.epochs) <= 30 else None,
+                 markersize=3, linewidth=1.5)
+    loss_ax.set_title("training loss (sum over batches)", fontsize=10)
+    metric_ax.plot(curve.validation_epochs, curve.validation, color="#d62728", marker="o", markersize=4,
+                   linewidth=1.5)
+    metric_ax.set_title(f"validation {curve.metric}", fontsize=10)
+    for ax in (loss_ax, metric_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(True, linewidth=0.4, alpha=0.4)
+        if curve.best_epoch is not None:
+            ax.axvline(curve.best_epoch, color="0.4", linestyle="--", linewidth=1,
+                       label=f"kept: epoch {curve.best_epoch}")
+    if curve.best_epoch is not None:
+        metric_ax.legend(fontsize=8, loc="best")
+    figure.suptitle(curve.title, fontsize=10)
+    return png_bytes(figure)

@@ -27,25 +27,36 @@ def summary_tsv(rows: Sequence[SummaryRow], columns: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary_markdown(rows: Sequence[SummaryRow], columns: Sequence[str], digits: int = 4) -> str:
-    """GitHub Markdown table; the best value of each column in bold (higher is better for every
-    column reported by the study: Recall, AUC, coverage, EFD; VisDiv columns are not bolded)."""
-    best = {}
-    for column in columns:
-        values = [r.values.get(column) for r in rows if r.values.get(column) is not None]
-        if values and not column.startswith("VisDiv"):
-            best[column] = max(values)
+def ranked_columns(values: Sequence[float | None], higher_is_better: bool = True) -> list[str]:
+    """Per value, ``"best"`` (equal to the column's best), ``"second"`` (equal to the best value
+    below it) or ``""``; None and NaN rank nowhere, nor does a column without a direction.
 
-    def cell(row: SummaryRow, column: str) -> str:
+    Higher is better for every column the study reports (Recall, AUC, coverage, EFD); VisDiv has
+    no better direction (a distance from the user's own taste), so its columns pass False.
+    """
+    present = sorted({v for v in values if v is not None and v == v}, reverse=True)
+    if not higher_is_better or not present:
+        return ["" for _ in values]
+    second = present[1] if len(present) > 1 else None
+    return ["best" if v == present[0] else "second" if second is not None and v == second else ""
+            for v in values]
+
+
+def summary_markdown(rows: Sequence[SummaryRow], columns: Sequence[str], digits: int = 4) -> str:
+    """GitHub Markdown table; the best value of each column in bold (see :func:`ranked_columns`)."""
+    ranks = {c: ranked_columns([r.values.get(c) for r in rows], not c.startswith("VisDiv")) for c in columns}
+
+    def cell(index: int, row: SummaryRow, column: str) -> str:
         value = row.values.get(column)
         if value is None or value != value:
             return ""
         text = f"{value:.{digits}f}" if isinstance(value, float) and not float(value).is_integer() else f"{value:g}"
-        return f"**{text}**" if best.get(column) == value else text
+        return f"**{text}**" if ranks[column][index] == "best" else text
 
     lines = ["| model | backbone | " + " | ".join(columns) + " |",
              "|---|---|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join([r.model, r.backbone, *(cell(r, c) for c in columns)]) + " |" for r in rows]
+    lines += ["| " + " | ".join([r.model, r.backbone, *(cell(n, r, c) for c in columns)]) + " |"
+              for n, r in enumerate(rows)]
     return "\n".join(lines) + "\n"
 
 
