@@ -51,7 +51,7 @@ def screenshot(driver: "object", name: str, full_page: bool = True) -> Path:
     if full_page:
         height = driver.execute_script("return document.documentElement.scrollHeight")
         width = driver.execute_script("return window.innerWidth")
-        driver.set_window_size(width, min(int(height) + 40, 6000))
+        driver.set_window_size(width, min(int(height) + 160, 6000))
     path = ARTIFACTS / f"{name}.png"
     driver.save_screenshot(str(path))
     return path

@@ -66,3 +66,23 @@ def tiny_frames() -> dict[str, pd.DataFrame]:
         "validation": _frame([("u1", "i3", 4, 300), ("u2", "i3", 2, 250), ("u3", "i2", 5, 120)]),
         "test": _frame([("u1", "i4", 1, 400), ("u2", "i5", 5, 350), ("u3", "i4", 4, 220)]),
     }
+
+
+@pytest.fixture(scope="session")
+def attribute_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The results folder of a finished run on planted named-attribute data (attribute_project.py):
+    MostPop, a BPRMF grid and VBPR (weights saved) over AttributeFeatures with item images."""
+    import os
+
+    from attribute_project import write_attribute_project
+
+    from elliot_visual.cli import main
+
+    root = write_attribute_project(tmp_path_factory.mktemp("attrs"))
+    cwd = Path.cwd()
+    try:
+        os.chdir(root)
+        assert main(["run", "config_files/attrs.yml"]) == 0
+    finally:
+        os.chdir(cwd)
+    return root / "results" / "attrs"

@@ -51,13 +51,18 @@ def main_affinity(argv: Sequence[str]) -> int:
     return 0
 
 
-def main_serve(argv: Sequence[str]) -> int:
-    """Serve the interactive refinement page for a run's trained VBPR-family model (local only by default)."""
+def serve_parser() -> argparse.ArgumentParser:
+    """The arguments of ``elliot-visual serve`` (bound to 127.0.0.1 unless ``--host`` says otherwise)."""
     parser = argparse.ArgumentParser(prog="elliot-visual serve", description=main_serve.__doc__)
     _common(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s: this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main_serve(argv: Sequence[str]) -> int:
+    """Serve the interactive refinement page for a run's trained VBPR-family model (local only by default)."""
+    args = serve_parser().parse_args(argv)
     try:
         import uvicorn
 

@@ -13,6 +13,7 @@ unknown user, item or feature is a 404 with a JSON message naming it; a malforme
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query
@@ -59,12 +60,17 @@ def create_app(run: TrainedRun, explorer: AffinityExplorer) -> FastAPI:
         steps = [parse_step(s, phi if s.startswith("item:") else phi_feature) for s in step]
         p = explorer.refined(user, steps)
         items = explorer.recommend(p, k, user=user)
+        row = explorer.user_index(user)
+        train = run.data.train
+        own = [explorer.item_ids[j] for j in train.indices[train.indptr[row]:train.indptr[row + 1]]]
         return {
             "user": user, "steps": [{"kind": s.kind, "target": s.target, "phi": s.phi} for s in steps],
             "affinity": [{"name": n, "value": float(v)} for n, v in zip(explorer.names, p)],
+            "initial_affinity": [{"name": n, "value": float(v)} for n, v in zip(explorer.names, explorer.affinity(user))],
+            "history": [{"item": i, "image": _image_url(run, i)} for i in own],
             "top_features": [{"name": n, "value": v} for n, v in explorer.top_features(p, 5)],
             "recommendations": [{"item": r.item_id, "distance": r.distance,
-                                 "image": f"/images/{r.item_id}" if r.item_id in run.images else None,
+                                 "image": _image_url(run, r.item_id),
                                  "features": _item_features(explorer, r.item_id)} for r in items],
         }
 
@@ -76,6 +82,10 @@ def create_app(run: TrainedRun, explorer: AffinityExplorer) -> FastAPI:
         return FileResponse(path)
 
     return app
+
+
+def _image_url(run: TrainedRun, item: str) -> str | None:
+    return f"/images/{quote(item, safe='')}" if item in run.images else None
 
 
 def _item_features(explorer: AffinityExplorer, item: str, n: int = 3) -> list[dict[str, Any]]:
