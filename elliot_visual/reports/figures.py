@@ -203,5 +203,6 @@ def training_curves_png(curve: TrainingCurve) -> bytes:
                        label=f"kept: epoch {curve.best_epoch}")
     if curve.best_epoch is not None:
         metric_ax.legend(fontsize=8, loc="best")
-    figure.suptitle(curve.title, fontsize=10)
+    # Elliot's names print "." as "$", which matplotlib would read as mathtext delimiters.
+    figure.suptitle(curve.title.replace("$", r"\$"), fontsize=10)
     return png_bytes(figure)

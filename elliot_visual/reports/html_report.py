@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 import numpy as np
 import pandas as pd
 
@@ -177,6 +178,8 @@ def _mark(cell: Cell, model: str, baseline: str, metric: str,
         value = float(cell.raw) if cell.raw else float("nan")
         direction = "above" if value > baseline_value else "below" if value < baseline_value else "equal to"
         cell.title = f"{direction} the baseline; " + "; ".join(notes)
+        if cell.marks:  # the direction first, so a mark never reads as "better" when it means "worse"
+            cell.marks = {"above": "▲", "below": "▼"}.get(direction, "") + cell.marks
 
 
 def trial_tables(record: dict[str, Any], performance: Path) -> list[Table]:
@@ -258,10 +261,17 @@ def figure_sections(figures: Path) -> dict[str, list[dict[str, str]]]:
     return sections
 
 
+def _break_at_underscores(text: str) -> markupsafe.Markup:
+    """Elliot's long model names, escaped, allowed to wrap after each ``_`` (never inside a value)."""
+    return markupsafe.escape(text).replace("_", markupsafe.Markup("_<wbr>"))
+
+
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("elliot_visual.reports", "templates"),
-                              autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True)
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("elliot_visual.reports", "templates"),
+                                     autoescape=jinja2.select_autoescape(["html", "j2"]),
+                                     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    environment.filters["wrappable"] = _break_at_underscores
+    return environment
 
 
 def render_report(folder: str | os.PathLike, baseline: str | None = None) -> str:

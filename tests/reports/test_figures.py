@@ -59,3 +59,13 @@ def test_grid_puts_one_panel_per_model_side_by_side(tmp_path: Path) -> None:
     assert grid[1] < 1.6 * single[1]
     with pytest.raises(ValueError, match="at least one panel"):
         profile_grid([], tmp_path / "none.png")
+
+
+def test_training_curves_draw_elliot_names_with_dollar_signs_verbatim() -> None:
+    from elliot_visual.reports.figures import TrainingCurve, training_curves_png
+
+    curve = TrainingCurve(title="BPRMF_seed=42_lr=0$01_l_w=0$001_l_b=0$001_l_e=0$1", epochs=np.arange(1, 5),
+                          loss=np.array([4.0, 3.0, 2.5, 2.4]), metric="Recall@20",
+                          validation_epochs=np.array([2, 4]), validation=np.array([0.1, 0.2]), best_epoch=4)
+    png = training_curves_png(curve)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
