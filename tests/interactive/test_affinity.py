@@ -152,3 +152,11 @@ def test_a_folder_without_a_run_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no run.json"):
         load_trained_run(tmp_path)
     assert RunError.__mro__[1] is ValueError
+
+
+def test_vbpr_scores_with_its_own_features_equal_its_scores(tiny_vbpr) -> None:  # noqa: ANN001
+    model, features = tiny_vbpr
+    users, items = torch.arange(3), torch.arange(4)
+    with torch.no_grad():
+        torch.testing.assert_close(model.score_with_features(users, items, torch.from_numpy(features)),
+                                   model.score(users))

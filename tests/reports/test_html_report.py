@@ -138,3 +138,16 @@ def test_report_in_chromium_shows_the_tsv_values_best_bold_runner_up_underlined(
                  if not a.get_attribute("href").split("#")[0].endswith(REPORT_FILE)]
         assert links and all(Path(unquote(href.removeprefix("file://"))).is_file() for href in links)
         screenshot(driver, "report_attrs")
+
+
+def test_run_record_holds_config_seeds_versions_timings_and_histories(attribute_run: Path) -> None:
+    record = json.loads((attribute_run / "run.json").read_text())
+    assert record["config_text"] == Path(record["config_path"]).read_text()
+    assert record["random_seed"] == 42 and {"python", "torch", "elliot_visual"} <= set(record["versions"])
+    assert record["seconds"] > 0 and record["started"] < record["finished"]
+    vbpr = next(m for m in record["models"] if m["family"] == "VBPR")
+    (trial,) = vbpr["trials"]
+    history = pd.read_csv(attribute_run / trial["history"][0], sep="\t")
+    assert len(history) == trial["epochs"] == 40 and history["seconds"].sum() == pytest.approx(trial["seconds"])
+    assert history.loc[history["best"] == 1, "epoch"].tolist() == [trial["best_iteration"]]
+    assert history["AUC@10"].notna().tolist() == [e % 5 == 0 for e in history["epoch"]]
