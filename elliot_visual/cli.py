@@ -45,6 +45,8 @@ def _run(argv: Sequence[str]) -> int:
     print("Wrote", len(summary.files), "files; performance tables:")
     for table in performance:
         print(" ", table)
+    for page in (p for p in summary.files if p.name == "report.html"):
+        print("Report:", page)
     return 0
 
 

@@ -39,7 +39,8 @@ FORBIDDEN = {
     "training": {"evaluation", "tuning", "reports", "experiment", "cli"},
     "evaluation": {"training", "tuning", "reports", "experiment", "cli"},
     "tuning": {"reports", "experiment", "cli"},
-    "reports": {"training", "tuning", "experiment", "cli", "models"},
+    "reports": {"training", "tuning", "experiment", "cli", "models", "interactive"},
+    "interactive": {"training", "tuning", "evaluation", "experiment", "cli"},
     "registry": {"*"},
     "storage": {"*"},
 }
