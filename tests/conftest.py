@@ -70,11 +70,11 @@ def tiny_frames() -> dict[str, pd.DataFrame]:
 
 @pytest.fixture(scope="session")
 def attribute_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The results folder of a finished run on planted named-attribute data (attribute_project.py):
+    """The results folder of the bundled interpretable demo run in a temporary project (attribute_project.py):
     MostPop, a BPRMF grid and VBPR (weights saved) over AttributeFeatures with item images."""
     import os
 
-    from attribute_project import write_attribute_project
+    from attribute_project import DATASET, write_attribute_project
 
     from elliot_visual.cli import main
 
@@ -82,7 +82,7 @@ def attribute_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cwd = Path.cwd()
     try:
         os.chdir(root)
-        assert main(["run", "config_files/attrs.yml"]) == 0
+        assert main(["run", DATASET]) == 0
     finally:
         os.chdir(cwd)
-    return root / "results" / "attrs"
+    return root / "results" / DATASET

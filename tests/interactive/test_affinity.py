@@ -122,7 +122,7 @@ def test_boosting_a_feature_fills_the_list_with_it(attribute_run: Path) -> None:
     user = "u0"                                    # likes floral
     refined = explorer.refined(user, [Step("feature", "plaid", 1.0)])
     listed = [item_attribute(r.item_id) for r in explorer.recommend(refined, 5, user=user)]
-    assert listed == [ATTRIBUTES.index("plaid")] * 5
+    assert listed == [list(ATTRIBUTES).index("plaid")] * 5
 
 
 def test_affinity_cli_prints_top_features_and_the_refined_list(attribute_run: Path, capsys) -> None:  # noqa: ANN001

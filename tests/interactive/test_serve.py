@@ -80,7 +80,7 @@ def test_page_refines_the_list_as_eqs_6_and_7_predict(server: str, explorer: Aff
         screenshot(driver, "serve_initial")
 
         # "more like this" on an item of another attribute (eq. 6): the list follows that item.
-        target = next((i for i in initial if item_attribute(i) != ATTRIBUTES.index("floral")), initial[-1])
+        target = next((i for i in initial if item_attribute(i) != list(ATTRIBUTES).index("floral")), initial[-1])
         driver.find_element("css selector", f'button.more[data-item="{target}"]').click()
         refined = _wait_for_change(driver, initial)
         assert refined == _api(explorer, "u0", [Step("item", target, 0.5)])
@@ -90,7 +90,7 @@ def test_page_refines_the_list_as_eqs_6_and_7_predict(server: str, explorer: Aff
         boosted = _wait_for_change(driver, refined)
         steps = [Step("item", target, 0.5), Step("feature", "plaid", 0.5)]
         assert boosted == _api(explorer, "u0", steps)
-        plaid = ATTRIBUTES.index("plaid")
+        plaid = list(ATTRIBUTES).index("plaid")
         assert sum(item_attribute(i) == plaid for i in boosted) > sum(item_attribute(i) == plaid for i in refined)
         assert "more plaid" in driver.find_element("id", "steps").text
         screenshot(driver, "serve_refined")
@@ -121,11 +121,11 @@ def test_bad_input_is_a_json_error_naming_it(server: str, query: dict, status: i
 
 
 def test_images_come_only_from_the_runs_image_folder(server: str, attribute_run: Path) -> None:
-    image = attribute_run.parent.parent / "data" / "attrs" / "images" / "i3.png"
+    image = attribute_run.parent.parent / "data" / "demo_attributes" / "images" / "i3.png"
     assert _get(server + "/images/i3") == (200, image.read_bytes())
     host, port = server.removeprefix("http://").split(":")
-    for path in ("/images/../../config_files/attrs.yml", "/images/..%2F..%2Fconfig_files%2Fattrs.yml",
-                 "/images/%2e%2e/%2e%2e/data/attrs/dataset.tsv", "/images//etc/passwd", "/images/i3.png"):
+    for path in ("/images/../../config_files/demo_attributes.yml", "/images/..%2F..%2Fconfig_files%2Fdemo_attributes.yml",
+                 "/images/%2e%2e/%2e%2e/data/demo_attributes/dataset.tsv", "/images//etc/passwd", "/images/i3.png"):
         connection = http.client.HTTPConnection(host, int(port), timeout=30)
         connection.request("GET", path)                 # sent verbatim: no client-side normalisation
         response = connection.getresponse()
