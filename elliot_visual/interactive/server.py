@@ -78,7 +78,7 @@ def create_app(run: TrainedRun, explorer: AffinityExplorer) -> FastAPI:
     def image(item: str) -> FileResponse:
         path = run.images.get(item)
         if path is None or run.image_folder is None or path.resolve().parent != run.image_folder:
-            raise UnknownNameError("image of item", item, sorted(run.images))
+            raise UnknownNameError("image", item, sorted(run.images))
         return FileResponse(path)
 
     return app

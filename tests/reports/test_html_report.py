@@ -151,3 +151,20 @@ def test_run_record_holds_config_seeds_versions_timings_and_histories(attribute_
     assert len(history) == trial["epochs"] == 40 and history["seconds"].sum() == pytest.approx(trial["seconds"])
     assert history.loc[history["best"] == 1, "epoch"].tolist() == [trial["best_iteration"]]
     assert history["AUC@10"].notna().tolist() == [e % 5 == 0 for e in history["epoch"]]
+
+
+def test_visdiv_grids_and_trend_figures_are_inlined_in_their_sections(tmp_path: Path) -> None:
+    folder = _hand_made_run(tmp_path)
+    (folder / "figures").mkdir()
+    pictures = {"visdiv_user7_grid.png": b"\x89PNG grid", "visdiv_VisDiv_at10_user7_VBPR.png": b"\x89PNG one",
+                "trend_feature_influence.png": b"\x89PNG trend"}
+    for name, data in pictures.items():
+        (folder / "figures" / name).write_bytes(data)
+    html = render_report(folder)
+    visdiv, trends = html.index('id="visdiv"'), html.index('id="trends"')
+    import base64
+
+    inline = {name: "data:image/png;base64," + base64.b64encode(data).decode() for name, data in pictures.items()}
+    assert visdiv < html.index(inline["visdiv_user7_grid.png"]) < trends < html.index(inline["trend_feature_influence.png"])
+    assert inline["visdiv_VisDiv_at10_user7_VBPR.png"] not in html          # single panels are linked, not inlined
+    assert 'href="figures/visdiv_VisDiv_at10_user7_VBPR.png"' in html
