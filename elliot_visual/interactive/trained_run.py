@@ -22,7 +22,7 @@ from elliot_visual.data.interactions import Interactions
 from elliot_visual.data.loading import prepare_data
 from elliot_visual.features.store import side_information_provider
 from elliot_visual.interactive.affinity import DEFAULT_SAMPLE, AffinityExplorer
-from elliot_visual.models.base import Recommender, build_model
+from elliot_visual.models.base import DEFAULT_LOADER, Recommender, build_model
 from elliot_visual.registry import MODELS
 from elliot_visual.reports.run_record import read_run_record
 from elliot_visual.storage import safe_file_name
@@ -99,8 +99,8 @@ def load_trained_run(folder: str | Path, model: str | None = None) -> TrainedRun
     configuration = _best_configurations(root / record["folders"]["performance"], record["stamp"])[chosen["model"]]
     params = cls.Params(**{k: v for k, v in configuration.items() if k in cls.Params.model_fields})
     store = provider.store(data)
-    loader = str(getattr(params, "loader", ""))
-    names = store.feature_names(loader) if loader else None
+    loader = chosen.get("loader") or configuration.get("loader") or DEFAULT_LOADER  # bound in the model entry
+    names = store.feature_names(loader) if store.has(loader, "visual_features") else None
     if names is None:
         raise RunError(f"{chosen['model']} reads unnamed features (side information '{loader}'); the affinity "
                        "vector speaks in feature names: train it on an AttributeFeatures entry")
@@ -108,7 +108,7 @@ def load_trained_run(folder: str | Path, model: str | None = None) -> TrainedRun
     weights = root / record["folders"]["weights"] / safe_file_name(chosen["model"] + suffix) / WEIGHTS_FILE
     if not weights.is_file():
         raise RunError(f"{weights} does not exist; rerun with meta.save_weights: True for {chosen['key']}")
-    built = build_model(cls, params, data.n_users, data.n_items, provider(cls, params, data))
+    built = build_model(cls, params, data.n_users, data.n_items, provider(cls, loader, data))
     built.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     built.eval()
     folder_of_images, images = _images(store)

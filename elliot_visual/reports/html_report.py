@@ -121,30 +121,51 @@ def _cells(row: pd.Series, column: str) -> Cell:
     return Cell(raw=raw, text=text)
 
 
-def table_one(record: dict[str, Any], performance: Path, baseline: str | None) -> tuple[Table, str | None]:
-    """The study's Table 1 from the summary TSVs: rows model x backbone, columns metric@cutoff."""
+CAPTIONS = {"ranking": "full ranking of the catalogue", "sampled": "sampled protocol: the held-out item against "
+            "sampled negatives, mean ± std over seeded trials", "multilabel": "multilabel task: a user's items -> labels"}
+
+
+def result_groups(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """(report table, task) pairs in the run's order: models evaluated differently never share a
+    column (a sampled AUC is not comparable with a full-ranking one)."""
+    return list(dict.fromkeys((m.get("table", "rec"), m.get("task", "ranking")) for m in record["models"]))
+
+
+def results_table(record: dict[str, Any], performance: Path, table_name: str = "rec", task: str = "ranking",
+                  baseline: str | None = None, alone: bool = True) -> tuple[Table, str | None]:
+    """One task's rows from its Elliot files (``<table>_cutoff_<k>_...tsv``): rows model x backbone in
+    the run's order, columns metric@cutoff; the ranking task's is the study's Table 1 (``alone``: the
+    run's only group, captioned plainly)."""
     stamp, threshold = record["stamp"], record["relevance_threshold"]
-    models = record["models"]
-    table = Table("table-one", "Test results of each model's selected configuration", ["model", "backbone"], [])
+    models = [m for m in record["models"] if (m.get("table", "rec"), m.get("task", "ranking")) == (table_name, task)]
+    caption = "Test results of each model's selected configuration"
+    if not alone or table_name != "rec":
+        caption += f" — {CAPTIONS.get(task, task)}"
+    first = table_name == "rec" and (alone or task == "ranking")
+    table = Table("table-one" if first else f"table-{safe_file_name(table_name)}-{safe_file_name(task)}", caption,
+                  ["model", "backbone"], [])
     rows: list[tuple[list[str], list[Cell]]] = [([m["family"], m["backbone"]], []) for m in models]
     better: list[bool] = []
     chosen = _baseline(models, baseline)
     for cutoff in record["cutoffs"]:
-        summary = _read_tsv(_perf_file(performance, "summary_", cutoff, threshold, stamp))
-        if len(summary) != len(models):
-            raise ValueError(f"{performance}: the summary table at cutoff {cutoff} has {len(summary)} rows for "
-                             f"{len(models)} models in run.json; rerun the experiment")
+        path = _perf_file(performance, f"{table_name}_", cutoff, threshold, stamp)
+        frame = _read_tsv(path)
+        frame = frame[frame["model"].isin({m["model"] for m in models})].reset_index(drop=True)
+        if frame["model"].tolist() != [m["model"] for m in models]:
+            raise ValueError(f"{path}: its rows are not the {len(models)} models run.json lists for the "
+                             f"'{table_name}' table; rerun the experiment")
         significance = _significance(performance, cutoff, threshold, stamp)
-        table.groups.append((f"cutoff {cutoff}", len(_metric_columns(summary, ("model", "backbone")))))
-        for column in _metric_columns(summary, ("model", "backbone")):
+        columns = _metric_columns(frame, ("model",))
+        table.groups.append((f"cutoff {cutoff}", len(columns)))
+        for column in columns:
             table.columns.append(f"{column}@{cutoff}")
-            table.sampled |= f"{column}_std" in summary.columns
+            table.sampled |= f"{column}_std" in frame.columns
             better.append(not column.startswith("VisDiv"))
-            for index, (_, row) in enumerate(summary.iterrows()):
+            for index, (_, row) in enumerate(frame.iterrows()):
                 cell = _cells(row, column)
                 if chosen is not None and index != chosen:
                     _mark(cell, models[index]["model"], models[chosen]["model"], column, significance,
-                          float(summary.iloc[chosen][column] or "nan"))
+                          float(frame.iloc[chosen][column] or "nan"))
                 rows[index][1].append(cell)
     table.rows, table.highlight = rows, chosen
     _rank(table, better)
@@ -157,7 +178,7 @@ def _baseline(models: list[dict[str, Any]], wanted: str | None) -> int | None:
         for index, model in enumerate(models):
             if candidate in (model["family"], model["key"], model["model"]):
                 return index
-    if wanted:
+    if wanted and models:
         known = ", ".join(m["family"] for m in models)
         raise ValueError(f"baseline {wanted!r} is not a model of this run (models: {known})")
     return None
@@ -187,9 +208,9 @@ def trial_tables(record: dict[str, Any], performance: Path) -> list[Table]:
     stamp, threshold = record["stamp"], record["relevance_threshold"]
     selected = {t["name"] for m in record["models"] for t in m["trials"] if t["selected"]}
     tables = []
-    families = list(dict.fromkeys(m["family"] for m in record["models"]))
-    for family in families:
-        frames = {k: _perf_file(performance, f"rec_{family}_", k, threshold, stamp) for k in record["cutoffs"]}
+    families = list(dict.fromkeys((m["family"], m.get("table", "rec")) for m in record["models"]))
+    for family, table_name in families:
+        frames = {k: _perf_file(performance, f"{table_name}_{family}_", k, threshold, stamp) for k in record["cutoffs"]}
         if not all(p.is_file() for p in frames.values()):
             continue
         read = {k: _read_tsv(p) for k, p in frames.items()}
@@ -280,11 +301,18 @@ def render_report(folder: str | os.PathLike, baseline: str | None = None) -> str
     record = read_run_record(root)
     performance = root / record["folders"]["performance"]
     figures = root / record["folders"]["figures"]
-    table, baseline_name = table_one(record, performance, baseline)
+    groups = result_groups(record)
+    built = [results_table(record, performance, name, task, baseline, alone=len(groups) == 1)
+             for name, task in groups]
+    first = next((i for i, (t, _) in enumerate(built) if t.id == "table-one"), None)
+    table, baseline_name = built[first] if first is not None else (None, None)
+    if baseline_name is None:  # the baseline (BPRMF) may sit in another group
+        baseline_name = next((b for _, b in built if b is not None), None)
+    others = [t for i, (t, _) in enumerate(built) if i != first]
     links = [f for f in record["files"] if f.endswith(".tsv") and (root / f).is_file()]
     histories = [h for m in record["models"] for t in m["trials"] for h in t["history"]]
     template = _environment().get_template("report.html.j2")
-    return template.render(record=record, table=table, baseline=baseline_name, tests=TESTS,
+    return template.render(record=record, table=table, others=others, baseline=baseline_name, tests=TESTS,
                            level=SIGNIFICANCE_LEVEL, trials=trial_tables(record, performance),
                            curves=training_curves(record, root), figures=figure_sections(figures),
                            links=links, histories=histories)

@@ -71,8 +71,8 @@ def run_record(exp: "Experiment", outcomes: "Sequence[ModelOutcome]", paths: Res
         best = outcome.best
         models.append({
             "key": outcome.spec.key, "family": outcome.family, "model": best.name,
-            "backbone": str(getattr(best.params, "loader", "-")),
-            "validation_metric": f"{outcome.validation_metric}@{outcome.validation_cutoff}",
+            "backbone": outcome.loader or "-", "loader": outcome.loader, "task": outcome.task,
+            "table": outcome.table, "validation_metric": outcome.selection.key,
             "seed": getattr(best.params, "seed", None), "save_weights": bool(outcome.spec.meta.save_weights),
             "trials": [{"name": t.name, "selected": t is best, "loss": t.loss, "best_iteration": t.best_iteration,
                         "seconds": sum(r.seconds for run in t.training for r in run.history),

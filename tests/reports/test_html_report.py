@@ -42,13 +42,13 @@ def _hand_made_run(root: Path) -> Path:
                           "save_weights": False, "trials": [{"name": n, "selected": True, "loss": -0.7,
                                                               "best_iteration": 3, "seconds": 1.5, "epochs": 3,
                                                               "history": []}]} for f, b, n in models],
-              "files": [f"performance/summary_cutoff_100_relthreshold_0_{STAMP}.tsv"]}
+              "files": [f"performance/rec_cutoff_100_relthreshold_0_{STAMP}.tsv"]}
     (root / "run.json").write_text(json.dumps(record))
-    (root / "performance" / f"summary_cutoff_100_relthreshold_0_{STAMP}.tsv").write_text(
-        "model\tbackbone\tAUC\tAUC_std\n"
-        "BPRMF\t-\t0.6278\t0.0021\n"
-        "VBPR\tresnet50\t0.7479\t0.0012\n"
-        "DVBPR\t-\t0.7964\t0.003\n")
+    (root / "performance" / f"rec_cutoff_100_relthreshold_0_{STAMP}.tsv").write_text(
+        "model\tAUC\tAUC_std\n"
+        "BPRMF_lr=0$1\t0.6278\t0.0021\n"
+        "VBPR_lr=0$1_load=resnet50\t0.7479\t0.0012\n"
+        "DVBPR_lr=0$2\t0.7964\t0.003\n")
     (root / "performance" / f"stat_paired_ttest_cutoff_100_relthreshold_0_{STAMP}.tsv").write_text(
         "BPRMF_lr=0$1\tVBPR_lr=0$1_load=resnet50\tAUC\t0.2\nVBPR_lr=0$1_load=resnet50\tBPRMF_lr=0$1\tAUC\t0.2\n"
         "BPRMF_lr=0$1\tDVBPR_lr=0$2\tAUC\t0.001\nDVBPR_lr=0$2\tBPRMF_lr=0$1\tAUC\t0.001\n")
@@ -168,3 +168,17 @@ def test_visdiv_grids_and_trend_figures_are_inlined_in_their_sections(tmp_path: 
     assert visdiv < html.index(inline["visdiv_user7_grid.png"]) < trends < html.index(inline["trend_feature_influence.png"])
     assert inline["visdiv_VisDiv_at10_user7_VBPR.png"] not in html          # single panels are linked, not inlined
     assert 'href="figures/visdiv_VisDiv_at10_user7_VBPR.png"' in html
+
+
+def test_models_evaluated_by_different_tasks_never_share_a_column(tmp_path: Path) -> None:
+    folder = _hand_made_run(tmp_path)
+    record = json.loads((folder / "run.json").read_text())
+    record["models"][0]["task"] = "ranking"
+    for model in record["models"][1:]:
+        model["task"] = "sampled"
+    (folder / "run.json").write_text(json.dumps(record))
+    html = render_report(folder)
+    first, second = html.index('id="table-one"'), html.index('id="table-rec-sampled"')
+    assert first < html.index('data-value="0.6278"') < second < html.index('data-value="0.7479"')
+    assert "— full ranking of the catalogue" in html and "— sampled protocol" in html
+    assert [c[0] for c in _cells(html)] == ["best", "second", "best"]       # ranked within each table
