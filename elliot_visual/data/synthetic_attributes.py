@@ -22,6 +22,7 @@ from elliot_visual.storage import write_bytes, write_text
 ATTRIBUTES = ("floral", "denim", "stripes", "leather", "silk", "plaid")
 COLOURS = ((214, 96, 160), (54, 92, 160), (230, 200, 60), (120, 72, 40), (200, 200, 220), (60, 150, 80))
 ITEMS_PER_USER = 8
+START, DAY = 1_577_836_800, 86_400  # 2020-01-01 UTC; one event a day, so time figures read as dates
 
 
 def item_attribute(item: str, n_attributes: int = len(ATTRIBUTES)) -> int:
@@ -56,8 +57,8 @@ def write_planted_attributes(folder: str | Path, n_items: int = 60, n_users: int
         liked = [i for i in range(n_items) if i % d == u % d]
         chosen = [int(i) for i in rng.choice(liked, size=ITEMS_PER_USER, replace=False)] + [int(rng.integers(n_items))]
         for i in dict.fromkeys(chosen):
+            rows.append(f"u{u}\ti{i}\t1\t{START + stamp * DAY}")
             stamp += 1
-            rows.append(f"u{u}\ti{i}\t1\t{stamp}")
     write_text(folder / "dataset.tsv", "\n".join(rows) + "\n")
     write_text(folder / "user_attributes.tsv", "".join(f"u{u}\t{ATTRIBUTES[u % d]}\n" for u in range(n_users)))
     return folder

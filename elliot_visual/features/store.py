@@ -213,11 +213,6 @@ class FeatureStore:
             self._cache[key] = np.require(values, requirements=["C", "W"])
         return self._cache[key]
 
-    def feature_names(self, loader_name: str, kind: str = "visual_features") -> list[str] | None:
-        """The column names of ``kind`` (attribute features carry them), or None for unnamed features."""
-        names = getattr(self.source(loader_name, kind), "feature_names", None)
-        return list(names) if names is not None else None
-
     def tensors_for(self, model_cls: type, loader: str | None = None) -> dict[str, Tensor]:
         """The tensors ``model_cls`` reads (its ``needs`` and present ``optional_needs``) from the
         feature set ``loader`` bound in its config entry (default: Elliot's namespace)."""

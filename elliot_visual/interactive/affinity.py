@@ -22,8 +22,9 @@ of f_i, which N does not share); the user's train items are left out of her list
 explorer holds no state between calls: a refined list is a function of (user, steps), so the web
 page and the CLI give the lists this API gives.
 
-Any model with ``score_with_features(users, items, features)`` (VBPR and its interpretable and
-temporal descendants) whose features carry names qualifies; no class is named here.
+Any model with ``score_with_features(users, items, features)`` whose features carry names
+qualifies (VBPR and IVBPR; TVBPR and ITVBPR score at their latest time epoch, the user's taste
+"now"); no class is named here.
 """
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ def load_trained_run(folder: str | Path, model: str | None = None) -> TrainedRun
     params = cls.Params(**{k: v for k, v in configuration.items() if k in cls.Params.model_fields})
     store = provider.store(data)
     loader = chosen.get("loader") or configuration.get("loader") or DEFAULT_LOADER  # bound in the model entry
-    names = store.feature_names(loader) if store.has(loader, "visual_features") else None
+    names = store.column_names(loader, "visual_features") if store.has(loader, "visual_features") else None
     if names is None:
         raise RunError(f"{chosen['model']} reads unnamed features (side information '{loader}'); the affinity "
                        "vector speaks in feature names: train it on an AttributeFeatures entry")
@@ -112,7 +112,7 @@ def load_trained_run(folder: str | Path, model: str | None = None) -> TrainedRun
     built.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     built.eval()
     folder_of_images, images = _images(store)
-    return TrainedRun(chosen["model"], built, data, np.asarray(store.get(loader, "visual_features")), names,
+    return TrainedRun(chosen["model"], built, data, np.asarray(store.get(loader, "visual_features")), list(names),
                       images, folder_of_images)
 
 

@@ -166,6 +166,16 @@ class TVBPR(Recommender):
             out[rows] = user[rows] @ items[e].T
         return out
 
+    def score_with_features(self, users: Tensor, items: Tensor, features: Tensor, at: float | None = None) -> Tensor:
+        """x_ui(t) with item i's visual features replaced by a row of ``features`` (len(items), F), at the
+        time epoch of ``at`` (None: the last, "now"): (len(users), len(items)). I-TVBPR's affinity
+        vector (Packer et al., eq. 5) scores the one-hot of each feature this way."""
+        epoch = int(self.epoch_of(torch.tensor([float("nan") if at is None else float(at)]))[0])
+        f = features.to(self.E.dtype)
+        theta = (f @ self.E) * (1 + self.W[epoch]) + f @ self.DE[epoch]
+        bias = self.Bi[items] + f @ self.visual_bias(torch.tensor([epoch], device=self.E.device))[0]
+        return bias.unsqueeze(0) + self.Gu[users] @ self.Gi[items].T + self.Tu[users] @ theta.T
+
     # --- re-segmentation between training rounds ------------------------------------------------------
     def between_epochs(self, data: Interactions, epoch: int) -> None:
         if epoch % self.params.segment_every:

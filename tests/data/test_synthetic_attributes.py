@@ -18,7 +18,7 @@ def test_items_are_mostly_their_planted_attribute_and_users_buy_theirs(tmp_path:
                                         {"dataloader": "Images", "name": "pictures",
                                          "images_src_folder": folder / "images"}])
     source = namespaces["VisualAttributes"]["visual_features"]
-    assert source.feature_names == list(ATTRIBUTES)
+    assert source.names == tuple(ATTRIBUTES)
     items = source.item_ids()
     values = source.load(items, np.ones(len(items), bool))
     assert [int(np.argmax(row)) for row in values] == [item_attribute(i) for i in items]

@@ -175,7 +175,7 @@ def _attribute_table(sep: str) -> str:
 def test_attribute_table_gives_probabilities_aligned_to_items_with_names(tmp_path: Path, suffix: str, sep: str) -> None:
     write_text(tmp_path / f"attributes{suffix}", _attribute_table(sep))
     source = _source({"dataloader": "AttributeFeatures", "path": tmp_path / f"attributes{suffix}"}, "visual_features")
-    assert source.feature_names == ATTRIBUTE_NAMES
+    assert source.names == tuple(ATTRIBUTE_NAMES)
     np.testing.assert_allclose(source.load(ITEMS, ALL), [ATTRIBUTE_ROWS[i] for i in ITEMS], rtol=1e-6)
 
 
@@ -184,7 +184,7 @@ def test_attribute_matrix_with_id_list_and_names_file(tmp_path: Path) -> None:
     write_text(tmp_path / "attr" / "item_ids.txt", "\n".join(ATTRIBUTE_ROWS) + "\n")
     write_text(tmp_path / "attr" / "attribute_names.txt", "\n".join(ATTRIBUTE_NAMES) + "\n")
     source = _source({"dataloader": "AttributeFeatures", "path": tmp_path / "attr"}, "visual_features")
-    assert source.feature_names == ATTRIBUTE_NAMES
+    assert source.names == tuple(ATTRIBUTE_NAMES)
     assert source.load(np.array(["i9"], dtype=object), np.ones(1, bool)).tolist() == [[0.0, 0.30000001192092896, 1.0]]
 
 
@@ -205,6 +205,6 @@ def test_attribute_names_must_match_the_columns(tmp_path: Path) -> None:
         _source({"dataloader": "AttributeFeatures", "path": tmp_path / "m.npy", "names_file": tmp_path / "names.txt"},
                 "visual_features")
     write_text(tmp_path / "names.txt", "floral\ndenim\nfloral\n")
-    with pytest.raises(FeatureError, match="'floral' appears twice"):
+    with pytest.raises(FeatureError, match="repeats a name"):
         _source({"dataloader": "AttributeFeatures", "path": tmp_path / "m.npy", "names_file": tmp_path / "names.txt"},
                 "visual_features")

@@ -9,9 +9,11 @@ import scipy.sparse as sp
 import torch
 
 from elliot_visual.cli import main
-from elliot_visual.interactive.affinity import AffinityExplorer, Step, UnknownNameError, normalise, parse_step
+from elliot_visual.interactive.affinity import (AffinityExplorer, FeatureScorer, Step, UnknownNameError, normalise,
+                                               parse_step)
 from elliot_visual.interactive.trained_run import RunError, load_trained_run
 from elliot_visual.models.base import build_model
+from elliot_visual.models.tvbpr import TVBPR
 from elliot_visual.models.vbpr import VBPR
 
 from attribute_project import ATTRIBUTES, item_attribute, user_attribute
@@ -97,8 +99,9 @@ def test_unknown_user_item_and_feature_are_named(tiny_vbpr) -> None:  # noqa: AN
     assert parse_step("item:B0:7", 0.3) == Step("item", "B0:7", 0.3)
 
 
-def test_planted_users_rank_their_attribute_first(attribute_run: Path) -> None:
-    explorer = load_trained_run(attribute_run).explorer()
+@pytest.mark.parametrize("model", ["VBPR", "ITVBPR"])
+def test_planted_users_rank_their_attribute_first(attribute_run: Path, model: str) -> None:
+    explorer = load_trained_run(attribute_run, model).explorer()
     firsts = [explorer.top_features(explorer.affinity(u), 1)[0][0] for u in explorer.user_ids]
     hits = sum(f == ATTRIBUTES[user_attribute(u)] for u, f in zip(explorer.user_ids, firsts))
     assert hits >= 0.9 * len(explorer.user_ids)
@@ -160,3 +163,19 @@ def test_vbpr_scores_with_its_own_features_equal_its_scores(tiny_vbpr) -> None: 
     with torch.no_grad():
         torch.testing.assert_close(model.score_with_features(users, items, torch.from_numpy(features)),
                                    model.score(users))
+
+
+def test_tvbpr_scores_with_features_at_a_time_epoch_equal_its_scores() -> None:
+    features = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    span = torch.tensor([0.0, 4 * 86_400.0], dtype=torch.float64)
+    model = build_model(TVBPR, TVBPR.Params(factors=2, factors_d=2, time_epochs=2, time_bins=4), 2, 3,
+                        {"visual_features": features, "train_time_span": span})
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(torch.linspace(-1, 1, parameter.numel()).reshape(parameter.shape))
+        users, items = torch.tensor([0, 1]), torch.arange(3)
+        early = torch.full((2,), 0.5 * 86_400, dtype=torch.float64)
+        torch.testing.assert_close(model.score_with_features(users, items, features, at=0.5 * 86_400),
+                                   model.score(users, at=early))
+        torch.testing.assert_close(model.score_with_features(users, items, features), model.score(users))  # "now"
+    assert isinstance(model, FeatureScorer)

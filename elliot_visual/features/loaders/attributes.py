@@ -13,8 +13,10 @@ named feature, the interactive page) can speak in attribute names. Layouts::
                                            names file with one attribute name per line
 
 Values must be finite and, with ``probabilities: true`` (the default), lie in [0, 1]; a value
-outside names its item and attribute. The matrix serves the ``visual_features`` kind, so any
-VBPR-family model reads it through its ``loader`` hyperparameter.
+outside names its item and attribute. The matrix serves the ``visual_features`` kind with its
+column ``names`` (``FeatureStore.column_names``), so any VBPR-family model bound to the entry
+(the model entry's ``loader``) reads it. ``FeatureVectors`` with ``names_file`` names any other
+vectors; this loader adds the table layouts and the probability check.
 """
 from __future__ import annotations
 
@@ -24,39 +26,28 @@ import numpy as np
 import pandas as pd
 
 from elliot_visual.features.loaders.base import FeatureLoader, LoaderOptions
+from elliot_visual.features.loaders.vectors import read_column_names
 from elliot_visual.features.sources import ArraySource, FeatureError, FeatureSource, read_id_list
 from elliot_visual.registry import FEATURE_LOADERS
 
 NAMES_FILE = "attribute_names.txt"
 
 
-class NamedArraySource(ArraySource):
-    """An :class:`ArraySource` whose columns have names (``feature_names``, one per column)."""
-
-    def __init__(self, kind: str, item_ids: np.ndarray, values: np.ndarray, origin: str,
-                 feature_names: list[str]) -> None:
-        super().__init__(kind, item_ids, values, origin)
-        self.feature_names = list(feature_names)
-
-
-def check_names(names: list[str], columns: int, origin: str) -> list[str]:
+def check_names(names: list[str], columns: int, origin: str) -> tuple[str, ...]:
     """Attribute names: one per column, non-empty, distinct; else an error naming ``origin``."""
     names = [str(n).strip() for n in names]
     if len(names) != columns:
         raise FeatureError(f"{origin}: {len(names)} attribute names for {columns} feature columns; "
                            "give one name per column")
-    empty = [i for i, n in enumerate(names) if not n]
-    if empty:
-        raise FeatureError(f"{origin}: attribute name of column {empty[0]} is empty")
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise FeatureError(f"{origin}: attribute name {name!r} appears twice; names must be distinct")
-        seen.add(name)
-    return names
+    if not all(names):
+        raise FeatureError(f"{origin}: attribute name of column {names.index('')} is empty")
+    repeated = next((n for n in names if names.count(n) > 1), None)
+    if repeated is not None:
+        raise FeatureError(f"{origin}: attribute name {repeated!r} appears twice; names must be distinct")
+    return tuple(names)
 
 
-def check_values(values: np.ndarray, item_ids: np.ndarray, names: list[str], origin: str,
+def check_values(values: np.ndarray, item_ids: np.ndarray, names: tuple[str, ...], origin: str,
                  probabilities: bool) -> np.ndarray:
     """``values`` as float32 (n_items, D); a non-finite value, or one outside [0, 1] for probabilities,
     is an error naming the item and the attribute."""
@@ -75,7 +66,7 @@ def check_values(values: np.ndarray, item_ids: np.ndarray, names: list[str], ori
     return values
 
 
-def read_attribute_table(path: Path, probabilities: bool = True) -> NamedArraySource:
+def read_attribute_table(path: Path, probabilities: bool = True) -> ArraySource:
     """A TSV/CSV with a header ``item, <attribute names...>``, one row per item."""
     separator = "," if path.suffix.lower() == ".csv" else "\t"
     if not path.is_file():
@@ -85,17 +76,19 @@ def read_attribute_table(path: Path, probabilities: bool = True) -> NamedArraySo
         raise FeatureError(f"{path}: expected a header 'item{separator}<attribute>{separator}...' and one row per "
                            "item; found fewer than two columns")
     ids = frame.iloc[:, 0].astype(str).str.strip().to_numpy(object)
-    names = check_names(list(frame.columns[1:]), frame.shape[1] - 1, str(path))
+    with path.open(encoding="utf-8") as handle:  # the header as written (pandas renames repeated names)
+        header = handle.readline().rstrip("\r\n").split(separator)
+    names = check_names(header[1:], frame.shape[1] - 1, str(path))
     try:
         numbers = frame.iloc[:, 1:].apply(pd.to_numeric, errors="raise").to_numpy(np.float32)
     except ValueError as error:
         raise FeatureError(f"{path}: a value is not a number ({error})") from None
     values = check_values(numbers, ids, names, str(path), probabilities)
-    return NamedArraySource("visual_features", ids, values, str(path), names)
+    return ArraySource("visual_features", ids, values, str(path), names=names)
 
 
 def read_attribute_matrix(path: Path, names_file: Path | None, item_ids_file: Path | None,
-                          probabilities: bool = True) -> NamedArraySource:
+                          probabilities: bool = True) -> ArraySource:
     """``features.npy`` (or any ``.npy``) with its item-id list and attribute-names file."""
     folder = path if path.is_dir() else path.parent
     matrix = path / "features.npy" if path.is_dir() else path
@@ -106,12 +99,11 @@ def read_attribute_matrix(path: Path, names_file: Path | None, item_ids_file: Pa
     if not names_path.is_file():
         raise FeatureError(f"{matrix}: attribute names file {names_path} does not exist; write one name per line "
                            "(or set names_file)")
-    lines = [line.strip() for line in names_path.read_text(encoding="utf-8").splitlines()]
     values = np.load(matrix, allow_pickle=False)
-    names = check_names([line for line in lines if line], values.shape[1] if values.ndim == 2 else -1,
+    names = check_names(list(read_column_names(names_path, "names_file")), values.shape[1] if values.ndim == 2 else -1,
                         str(names_path))
-    return NamedArraySource("visual_features", ids, check_values(values, ids, names, str(matrix), probabilities),
-                            str(matrix), names)
+    return ArraySource("visual_features", ids, check_values(values, ids, names, str(matrix), probabilities),
+                       str(matrix), names=names)
 
 
 @FEATURE_LOADERS.register("AttributeFeatures")
