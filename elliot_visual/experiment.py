@@ -13,7 +13,7 @@ from elliot_visual.evaluation.significance import compare_models
 from elliot_visual.evaluation.visual_profiles import best_model_profiles
 from elliot_visual.features.store import side_information_provider
 from elliot_visual.reports.elliot_format import write_reports
-from elliot_visual.reports.run_record import write_run_page
+from elliot_visual.reports.html_report import write_run_page
 from elliot_visual.storage import ResultPaths, timestamp_suffix
 from elliot_visual.training.loop import set_cpu_threads
 from elliot_visual.transfer_study import check_accuracy_keys, write_transfer_study

@@ -92,7 +92,8 @@ def load_trained_run(folder: str | Path, model: str | None = None) -> TrainedRun
     exp = load_experiment(config_path)
     if exp.splitting is not None and exp.splitting.save_on_disk:
         exp = exp.model_copy(update={"splitting": exp.splitting.model_copy(update={"save_on_disk": False})})
-    folds, provider = side_information_provider(exp, prepare_data(exp, verbose=False))
+    data_section = exp.data
+    folds, provider = side_information_provider(data_section, prepare_data(data_section, verbose=False))
     inner = folds[-1]
     data = inner[-1]
     cls = MODELS.get(chosen["family"])

@@ -19,10 +19,11 @@ from __future__ import annotations
 import base64
 import math
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import markupsafe
@@ -30,9 +31,13 @@ import numpy as np
 import pandas as pd
 
 from elliot_visual.reports.figures import TrainingCurve, training_curves_png
-from elliot_visual.reports.run_record import read_run_record
+from elliot_visual.reports.run_record import read_run_record, results_folder, run_record, write_run_record
 from elliot_visual.reports.summary import ranked_columns
-from elliot_visual.storage import safe_file_name, write_text
+from elliot_visual.storage import ResultPaths, safe_file_name, write_text
+
+if TYPE_CHECKING:
+    from elliot_visual.config.schema import Experiment
+    from elliot_visual.tuning.tune import ModelOutcome
 
 REPORT_FILE = "report.html"
 SIGNIFICANCE_LEVEL = 0.05
@@ -321,6 +326,15 @@ def render_report(folder: str | os.PathLike, baseline: str | None = None) -> str
 def write_html_report(folder: str | os.PathLike, baseline: str | None = None) -> Path:
     """Write ``report.html`` into the results ``folder`` (atomically) and return its path."""
     return write_text(Path(folder) / REPORT_FILE, render_report(folder, baseline))
+
+
+def write_run_page(exp: "Experiment", outcomes: "Sequence[ModelOutcome]", paths: ResultPaths,
+                   files: Sequence[Path], stamp: str, started: float | None) -> list[Path]:
+    """After the Elliot files (``files``, written with ``stamp``): ``run.json``, then ``report.html``.
+
+    Takes the whole experiment, being the record of it (the config as run, its seed and path)."""
+    record = write_run_record(run_record(exp, outcomes, paths, stamp, files, started, time.time()), paths)
+    return [record, write_html_report(results_folder(paths))]
 
 
 def main_report(argv: Sequence[str]) -> int:

@@ -99,18 +99,6 @@ def write_run_record(record: dict[str, Any], paths: ResultPaths) -> Path:
     return write_json(results_folder(paths) / RECORD_FILE, record)
 
 
-def write_run_page(exp: "Experiment", outcomes: "Sequence[ModelOutcome]", paths: ResultPaths,
-                   files: Sequence[Path], stamp: str, started: float | None) -> list[Path]:
-    """After the Elliot files (``files``, written with ``stamp``): ``run.json`` and ``report.html``.
-
-    Takes the whole experiment, being the record of it (the config as run, its seed and path)."""
-    import time
-
-    from elliot_visual.reports.html_report import write_html_report
-
-    record = write_run_record(run_record(exp, outcomes, paths, stamp, files, started, time.time()), paths)
-    return [record, write_html_report(results_folder(paths))]
-
 
 def read_run_record(folder: str | os.PathLike) -> dict[str, Any]:
     """The record of the run whose results are in ``folder``; a clear error when it is not one."""
