@@ -27,14 +27,25 @@ def summary_tsv(rows: Sequence[SummaryRow], columns: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def higher_is_better(column: str) -> bool:
+    """The direction of a metric column, from the metric's declaration (lower for ARP); unknown: higher."""
+    import elliot_visual.evaluation.metrics  # noqa: F401  registers every metric
+    from elliot_visual.registry import METRICS
+
+    name = column.split("@")[0]
+    return bool(getattr(METRICS.get(name), "higher_is_better", True)) if name in METRICS else True
+
+
 def summary_markdown(rows: Sequence[SummaryRow], columns: Sequence[str], digits: int = 4) -> str:
-    """GitHub Markdown table; the best value of each column in bold (higher is better for every
-    column reported by the study: Recall, AUC, coverage, EFD; VisDiv columns are not bolded)."""
+    """GitHub Markdown table; the best value of each column in bold, by the metric's direction
+    (highest Recall, AUC, coverage, EFD; lowest ARP); VisDiv columns are not bolded (a distance
+    whose better direction depends on the question asked)."""
     best = {}
     for column in columns:
-        values = [r.values.get(column) for r in rows if r.values.get(column) is not None]
+        values = [r.values.get(column) for r in rows if r.values.get(column) is not None
+                  and r.values.get(column) == r.values.get(column)]
         if values and not column.startswith("VisDiv"):
-            best[column] = max(values)
+            best[column] = max(values) if higher_is_better(column) else min(values)
 
     def cell(row: SummaryRow, column: str) -> str:
         value = row.values.get(column)
