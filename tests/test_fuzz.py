@@ -83,10 +83,10 @@ def base_config() -> dict[str, Any]:
 def check(config: dict[str, Any], root: Path) -> None:
     """Everything a run does before training."""
     exp = load_experiment(config, root)
-    check_inputs_exist(exp)
+    check_inputs_exist(exp.data)
     result_paths(exp).create()
-    folds = prepare_data(exp, verbose=False)
-    folds, features = side_information_provider(exp, folds)
+    folds = prepare_data(exp.data, verbose=False)
+    folds, features = side_information_provider(exp.data, folds)
     preflight(exp, folds, features)
 
 
