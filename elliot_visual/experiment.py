@@ -88,6 +88,7 @@ def run_experiment(config: str | Path | Mapping[str, Any], base_dir: str | Path 
     exp = load_experiment(config, base_dir)                         # config/: validated, or ConfigError
     if exp.evaluation.transactions is not None:                     # the transfer study's tables: known backbones
         check_accuracy_keys(exp.evaluation.transactions)
+    check_inputs_exist(exp.data)                                    # data/: stop at once if data are absent
     with run_log(exp) as log_file:
         summary = _run(exp)
     summary.log_file = log_file
@@ -95,7 +96,6 @@ def run_experiment(config: str | Path | Mapping[str, Any], base_dir: str | Path 
 
 
 def _run(exp: Experiment) -> RunSummary:
-    check_inputs_exist(exp.data)                                    # data/: stop at once if data are absent
     set_cpu_threads(exp.threads)                                    # training/: torch's CPU pool
     run_extraction_blocks(exp)                                      # extraction/: only missing features
     paths = result_paths(exp).create()

@@ -51,7 +51,7 @@ from elliot_visual.features.store import load_side_information
 from elliot_visual.reports.elliot_format import ResultRow, write_performance, write_significance
 from elliot_visual.reports.figures import write_profile_figures
 from elliot_visual.reports.visdiv import write_visdiv_tables
-from elliot_visual.storage import ResultPaths, timestamp_suffix
+from elliot_visual.storage import ResultPaths, timestamp_suffix, write_text
 
 log = logging.getLogger(__name__)
 
