@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import hashlib
-import io
 import json
+import dataclasses
+import io
 import logging
 import math
-import pickle
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -173,6 +172,37 @@ def build_sampler(model: Recommender, data: Interactions, features: Mapping[str,
 def train(model: Recommender, data: Interactions, config: TrainingConfig,
           validate: Callable[[Recommender], float | Mapping[str, float]] | None = None,
           features: Mapping[str, torch.Tensor] | None = None) -> TrainingResult:
+    """Train ``model`` (see :func:`train_stage`, stage by stage when it declares ``training_stages``)
+    with deterministic CPU kernels (:func:`reproducible`)."""
+    with reproducible(config.device):
+        return _train_stages(model, data, config, validate, features)
+
+
+@contextlib.contextmanager
+def reproducible(device: torch.device) -> Iterator[None]:
+    """Deterministic kernels while training on the CPU, so the same seed gives bit-identical weights.
+
+    Why: with more than one CPU thread, the backward of an indexed lookup with repeated indices
+    (``table[items]``, which ACF does over every user's item set) accumulates in a thread-dependent
+    order; torch's deterministic mode sorts instead. On CUDA this is left off: atomic adds in
+    embedding backward make GPU runs reproducible only up to float rounding (not measured here:
+    no GPU), and deterministic CUDA kernels would need ``CUBLAS_WORKSPACE_CONFIG``.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    enabled, warn_only = torch.are_deterministic_algorithms_enabled(), \
+        torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
+def _train_stages(model: Recommender, data: Interactions, config: TrainingConfig,
+          validate: Callable[[Recommender], float | Mapping[str, float]] | None = None,
+          features: Mapping[str, torch.Tensor] | None = None) -> TrainingResult:
     """Train ``model`` (see :func:`train_stage`), stage after stage when it declares ``training_stages``.
 
     Each stage (e.g. ImgRec-EtE's frozen backbone, then joint fine-tuning) is entered, trained with
@@ -224,35 +254,6 @@ def train_stage(model: Recommender, data: Interactions, config: TrainingConfig,
     validation event; with ``config.restore`` a finished run is restored without training and an
     interrupted one resumes from its last state.
     """
-    with reproducible(config.device):
-        return _train(model, data, config, validate, features)
-
-
-@contextlib.contextmanager
-def reproducible(device: torch.device) -> Iterator[None]:
-    """Deterministic kernels while training on the CPU, so the same seed gives bit-identical weights.
-
-    Why: with more than one CPU thread, the backward of an indexed lookup with repeated indices
-    (``table[items]``, which ACF does over every user's item set) accumulates in a thread-dependent
-    order; torch's deterministic mode sorts instead. On CUDA this is left off: atomic adds in
-    embedding backward make GPU runs reproducible only up to float rounding (not measured here:
-    no GPU), and deterministic CUDA kernels would need ``CUBLAS_WORKSPACE_CONFIG``.
-    """
-    if device.type != "cpu":
-        yield
-        return
-    enabled, warn_only = torch.are_deterministic_algorithms_enabled(), \
-        torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
-
-
-def _train(model: Recommender, data: Interactions, config: TrainingConfig,
-           validate: Callable[[Recommender], float | Mapping[str, float]] | None,
-           features: Mapping[str, torch.Tensor] | None) -> TrainingResult:
     model.to(config.device)
     result = TrainingResult()
     if not model.is_gradient_model():
@@ -496,13 +497,13 @@ def load_checkpoint_file(path: Path, device: torch.device | str = "cpu") -> Any:
     try:
         with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
             return torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as error:
+    except (RuntimeError, EOFError, OSError) as error:
+        raise CheckpointError(f"{path}: unreadable checkpoint ({error}); delete it or set meta.restore: false") from None
+    except Exception as error:  # noqa: BLE001  the weights-only unpickler's refusal (pickle.UnpicklingError)
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{path}: refused to load: it holds objects outside the checkpoint allow-list "
                               f"({first}); it was not written by this package or was tampered with; delete it "
                               "or set meta.restore: false") from None
-    except (RuntimeError, EOFError, OSError) as error:
-        raise CheckpointError(f"{path}: unreadable checkpoint ({error}); delete it or set meta.restore: false") from None
 
 
 def _load_checkpoint(config: TrainingConfig, fingerprint: str) -> dict | None:
