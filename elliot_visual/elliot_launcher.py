@@ -7,6 +7,11 @@ therefore adds every FEATURE_LOADERS entry that Elliot lacks to that module (wra
 ``AbstractLoader``), then calls Elliot's own ``run_experiment``. Elliot's built-in loaders (its
 ``VisualAttribute`` among them) are left untouched. The models come from
 ``external/models/__init__.py`` (set ``external_models_path`` in the config).
+
+Elliot keeps one ``data.side_information`` namespace per name, so of two entries sharing a
+``name`` (one for vectors, one for feature maps: the demo's pattern) it would keep only the last.
+Our loader classes merge the kinds of every entry of one name instead, as the native engine does;
+two entries giving the same kind under one name are an error that says so.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from elliot_visual.features.loaders.base import FeatureLoader
+from elliot_visual.features.store import merge_source
 from elliot_visual.registry import FEATURE_LOADERS
 
 log = logging.getLogger(__name__)
@@ -41,9 +47,14 @@ def run_with_elliot(config_path: str | Path) -> None:
         from elliot.run import run_experiment
     except ImportError as error:
         raise ElliotNotInstalledError(NOT_INSTALLED.format(config=config_path) + f" ({error})") from None
+    _SHARED_NAMESPACES.clear()
     added = register_loaders(elliot_loaders, AbstractLoader)
     log.info("registered elliot_visual loaders into Elliot: %s", ", ".join(added) or "none")
     run_experiment(str(config_path))
+
+
+# namespace name -> kind -> source, over every entry of this run (see the module docstring)
+_SHARED_NAMESPACES: dict[str, dict[str, Any]] = {}
 
 
 def register_loaders(module: ModuleType, abstract_loader: type) -> list[str]:
@@ -70,9 +81,13 @@ def elliot_loader_class(name: str, loader_cls: type[FeatureLoader], abstract_loa
         self.logger = logger
         options = {k: v for k, v in vars(ns).items() if k not in ("dataloader", "name") and not k.startswith("_")}
         self.namespace_name = getattr(ns, "name", None) or loader_cls.namespace
-        self.elliot_visual_sources = loader_cls(options, entry=f"side_information ({name})").sources()
+        own = loader_cls(options, entry=f"side_information ({name})").sources()
+        merged = _SHARED_NAMESPACES.setdefault(self.namespace_name, {})
+        for kind, source in own.items():
+            merge_source(merged, self.namespace_name, kind, source, f"side_information ({name})")
+        self.elliot_visual_sources = merged  # shared: the namespace Elliot keeps holds every entry's kinds
         covered: set[str] | None = None
-        for source in self.elliot_visual_sources.values():
+        for source in own.values():
             ids = set(str(i) for i in np.asarray(source.item_ids()))
             covered = ids if covered is None else covered & ids
         self.users = set(users)

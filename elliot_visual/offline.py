@@ -29,10 +29,9 @@ and the tables.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +51,7 @@ from elliot_visual.features.store import load_side_information
 from elliot_visual.reports.elliot_format import ResultRow, write_performance, write_significance
 from elliot_visual.reports.figures import write_profile_figures
 from elliot_visual.reports.visdiv import write_visdiv_tables
-from elliot_visual.storage import ResultPaths, timestamp_suffix
+from elliot_visual.storage import ResultPaths, timestamp_suffix, write_text
 
 log = logging.getLogger(__name__)
 
@@ -72,23 +71,6 @@ class VisDivOutputs:
 # --------------------------------------------------------------------------------------------
 # Entry points
 # --------------------------------------------------------------------------------------------
-def main_visdiv(argv: Sequence[str]) -> int:
-    """``elliot-visual visdiv --config PATH [--recs FILE ...]``."""
-    parser = argparse.ArgumentParser(prog="elliot-visual visdiv",
-                                     description="VisDiv and visual-profile pictures from saved recommendation "
-                                                 "files (no retraining)")
-    parser.add_argument("--config", required=True, help="the experiment's YAML config")
-    parser.add_argument("--recs", nargs="+", type=Path, default=None,
-                        help="recommendation TSVs (default: every .tsv in the config's recs folder)")
-    args = parser.parse_args(list(argv))
-    from elliot_visual.config import resolve_config_path
-
-    table = run_visdiv(resolve_config_path(args.config), args.recs)
-    print(table.read_text(encoding="utf-8"), end="")
-    print("Wrote", table)
-    return 0
-
-
 def run_visdiv(config_path: Path, recs: list[Path] | None = None) -> Path:
     """Compute VisDiv and draw the pictures for saved recommendations; returns the values table."""
     exp = load_experiment(config_path)
@@ -205,24 +187,48 @@ def visdiv_report(evaluation: Evaluation, paths: ResultPaths, data: Interactions
             for k, rows in by_cutoff.items():
                 outputs.significance.append(write_significance(paths, test, k, threshold, stamp, rows,
                                                                label="visdiv"))
+    # Beside the run's own pictures, never over them: figures/offline_<time>/, with short model names.
     outputs.figures = visdiv_figures(evaluation, paths, data, recommendations, metrics,
-                                     [engine_for(m, store, data) for m in metrics])
+                                     [engine_for(m, store, data) for m in metrics],
+                                     folder=paths.figures / f"offline_{stamp}", short_names=True)
     return outputs
 
 
 def visdiv_figures(evaluation: Evaluation, paths: ResultPaths, data: Interactions,
                    recommendations: Mapping[str, TopK], metrics: Sequence[VisDiv] | None = None,
-                   engines: Sequence[VisDivEngine] | None = None, store: ItemFeatures | None = None) -> list[Path]:
+                   engines: Sequence[VisDivEngine] | None = None, store: ItemFeatures | None = None,
+                   folder: Path | None = None, short_names: bool = False) -> list[Path]:
     """Profile pictures of the configured (or sampled) users under every model, and their grids
-    (columns: models; rows: VisDiv entries). See :mod:`elliot_visual.evaluation.visual_profiles`."""
+    (columns: models; rows: VisDiv entries), in ``folder`` (default: the figures folder). With
+    ``short_names`` file names use the model family (``VBPR``, ``VBPR-2``...) instead of the full
+    report name; ``models.tsv`` in the folder maps each short name to the full one.
+    See :mod:`elliot_visual.evaluation.visual_profiles`."""
     metrics = list(metrics) if metrics is not None else visdiv_metrics(evaluation)
     if engines is None:
         if store is None:
             raise ValueError("visdiv_figures needs the feature store (store=...) or prepared engines")
         engines = [engine_for(m, store, data) for m in metrics]
     profiles = visual_profiles(data, recommendations, metrics, engines, evaluation.cutoffs)
-    return write_profile_figures(profiles, paths.figures, columns=len(recommendations))
+    target = Path(folder) if folder is not None else paths.figures
+    written = []
+    if short_names:
+        short = short_model_names(list(recommendations))
+        profiles = [replace(p, model=short[p.model]) if p.model in short else p for p in profiles]
+        written.append(write_text(target / "models.tsv", "short\tmodel\n" + "".join(
+            f"{s}\t{m}\n" for m, s in short.items())))
+    return write_profile_figures(profiles, target, columns=len(recommendations)) + written
 
 
-__all__ = ["main_visdiv", "run_visdiv", "read_recommendations", "visdiv_report", "visdiv_figures",
+def short_model_names(models: Sequence[str]) -> dict[str, str]:
+    """``VBPR_e=20_bs=64...`` -> ``VBPR``; a family seen again gets ``-2``, ``-3``..."""
+    out: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for model in models:
+        family = model.split("_")[0] or model
+        counts[family] = counts.get(family, 0) + 1
+        out[model] = family if counts[family] == 1 else f"{family}-{counts[family]}"
+    return out
+
+
+__all__ = ["run_visdiv", "read_recommendations", "visdiv_report", "visdiv_figures",
            "visdiv_metrics", "engine_for"]

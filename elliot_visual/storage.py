@@ -116,8 +116,48 @@ class ResultPaths:
     def create(self) -> "ResultPaths":
         """Create every folder (Elliot creates them all before the first model runs)."""
         for folder in (self.recs, self.weights, self.performance, self.figures):
+            blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+            if blocking is not None:
+                raise NotADirectoryError(f"{blocking} is a file, so the result folder {folder} cannot be created "
+                                         "there; move the file or set the path_output_* key to a folder")
             folder.mkdir(parents=True, exist_ok=True)
         return self
+
+
+def write_manifest(path: str | os.PathLike, files: list[Path], extra: dict[str, Any] | None = None) -> Path:
+    """The completion marker of a run, written LAST: every output file with its size and SHA-256.
+
+    A results folder without the manifest of a run's time stamp holds an interrupted run; one with
+    it can be checked file by file (``verify_manifest``)."""
+    import hashlib
+
+    root = Path(path).parent
+    entries = []
+    for file in files:
+        file = Path(file)
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        try:
+            name = os.path.relpath(file, root)
+        except ValueError:  # another drive (Windows)
+            name = str(file)
+        entries.append({"path": name, "bytes": file.stat().st_size, "sha256": digest})
+    return write_json(path, {"complete": True, **(extra or {}), "files": entries})
+
+
+def verify_manifest(path: str | os.PathLike) -> list[str]:
+    """Problems with a manifest's files (missing or changed); an empty list means the run is whole."""
+    import hashlib
+
+    manifest = json.loads(Path(path).read_text(encoding="utf-8"))
+    root = Path(path).parent
+    problems = []
+    for entry in manifest.get("files", []):
+        file = root / entry["path"]
+        if not file.is_file():
+            problems.append(f"{file}: missing")
+        elif hashlib.sha256(file.read_bytes()).hexdigest() != entry["sha256"]:
+            problems.append(f"{file}: changed since the run")
+    return problems
 
 
 def safe_file_name(name: str) -> str:

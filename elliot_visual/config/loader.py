@@ -83,9 +83,23 @@ def resolve_config_path(arg: str | Path, config_dir: str | Path = Path("config_f
     raise ConfigError(Problem(f"config {str(arg)!r} not found (neither a file nor {folder}/{arg}.yml)", "", hint))
 
 
-def load_experiment(path: str | Path) -> Experiment:
-    """Read and validate one Elliot-style YAML config; every fault is a :class:`ConfigError`."""
-    file = Path(path)
+def load_experiment(config: str | Path | Mapping[str, Any], base_dir: str | Path | None = None) -> Experiment:
+    """Read and validate one Elliot-style config; every fault is a :class:`ConfigError`.
+
+    ``config`` is a YAML path, or the parsed document as a mapping (with or without the top-level
+    ``experiment:`` key), as Elliot's and RecBole's entry points accept; a mapping's relative paths
+    are anchored at ``base_dir`` (default: the current folder), a file's at the file's folder.
+    """
+    if isinstance(config, Mapping):
+        import copy
+
+        document = copy.deepcopy(dict(config))
+        document = document if ROOT in document else {ROOT: document}
+        file = Path(base_dir or Path.cwd()).resolve() / "<config mapping>"
+        if not isinstance(document[ROOT], dict):
+            raise ConfigError(Problem(f"expected a mapping, got {document[ROOT]!r}", ROOT), file)
+        return _ExperimentBuilder(file, document).build()
+    file = Path(config)
     document = _read_yaml(file)
     return _ExperimentBuilder(file, document).build()
 

@@ -69,6 +69,9 @@ class DataConfig(Strict):
     # Not an Elliot key: keep held-out users without train rows (a user-level split read from files,
     # strategy fixed or hierarchy); implied by the random_users splitter. Elliot drops such users.
     keep_held_out_users: bool = False
+    # Held-out items with side information but no train rows: ``held_out`` (default) makes them
+    # rankable, ``all`` adds every item with features, ``none`` keeps Elliot's train-only catalogue.
+    cold_items: Literal["held_out", "all", "none"] = "held_out"
     missing_hint: str | None = None  # the command that produces missing data, shown when it is absent
     header: bool = False
     columns: list[str] | None = None
@@ -216,6 +219,11 @@ class EarlyStopping(Strict):
 
 
 class Meta(Strict):
+    """A model entry's ``meta:`` block. ``verbose`` logs every epoch (loss, validation value) at INFO;
+    ``optimize_internal_loss`` selects on the lowest training loss instead of the validation metric
+    (main Elliot's rule); ``restore_epoch`` is the Elliot-Reproducible-VRSs fork's key, accepted only
+    as ``-1`` (train from scratch, the fork's default), since resuming is ``restore: True`` here."""
+
     hyper_max_evals: int | None = Field(None, ge=1)
     hyper_opt_alg: str = "grid"
     validation_rate: int = Field(1, ge=1)
@@ -231,6 +239,15 @@ class Meta(Strict):
     task: str | None = None
     # Not an Elliot key: the named features a temporal model's trend figure draws (default: largest movers).
     trend_features: list[str] | None = None
+
+    @field_validator("restore_epoch")
+    @classmethod
+    def _fork_restore_epoch(cls, value: int | None) -> int | None:
+        if value is not None and value != -1:
+            raise ValueError(f"restore_epoch {value}: this fork key restored the weights of one epoch, which this "
+                             "engine (like main Elliot) does not keep; use -1 (train from scratch) or drop the key, "
+                             "and set meta.restore: True to resume an interrupted run from its last epoch")
+        return value
 
 
 class ModelSpec(Strict):
@@ -292,8 +309,10 @@ class Experiment(Strict):
     random_seed: int = 42
     binarize: bool = False
     print_results_as_triplets: bool = False
-    # Elliot keys accepted for compatibility; read by nobody here (logging is Python's, and no
-    # dry run on mock data or side-information alignment switch exists in this engine).
+    # Elliot keys. path_log_folder: where log/elliot.log goes. config_test: Elliot's dry run; here every
+    # data-dependent check runs on the real data (tuning/preflight.py) and nothing is trained.
+    # path_logger_config (Elliot's logging YAML) and align_side_with_train are accepted only with their
+    # Elliot default behaviour, which is this engine's (see the validators).
     path_logger_config: Path | None = None
     path_log_folder: Path | None = None
     config_test: bool = False
@@ -309,6 +328,23 @@ class Experiment(Strict):
         return DataSection(dataset=self.dataset, config=self.data_config, prefiltering=self.prefiltering,
                            splitting=self.splitting, binarize=self.binarize, random_seed=self.random_seed,
                            base_dir=Path(self.config_path).parent)
+    @field_validator("align_side_with_train")
+    @classmethod
+    def _aligned(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError("align_side_with_train: False is not supported: this engine always aligns the "
+                             "catalogue with the side information (data_config.cold_items chooses which items "
+                             "without train rows stay); remove the key")
+        return value
+
+    @field_validator("path_logger_config")
+    @classmethod
+    def _no_logger_config(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            raise ValueError("path_logger_config (Elliot's logging YAML) is not read by this engine, which logs "
+                             "with Python's logging to <results>/<dataset>/log/elliot.log (path_log_folder moves "
+                             "it); remove the key")
+        return value
 
     @model_validator(mode="after")
     def _cutoffs_within_top_k(self) -> "Experiment":

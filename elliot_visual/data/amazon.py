@@ -47,7 +47,7 @@ from typing import IO
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
+from elliot_visual.progress import progress as progress_bar
 
 from elliot_visual.config.prepare import OnError, PrepareConfig, Sources
 from elliot_visual.data.download import DownloadOptions, DownloadReport, download_images
@@ -121,8 +121,8 @@ def iter_lines(path: Path, issues: LineIssues, progress: bool = False,
                desc: str | None = None) -> Iterator[tuple[int, str]]:
     """(line number, text) of every non-blank line; undecodable or oversized lines are reported."""
     with open_binary(path) as handle:
-        for number, raw in enumerate(tqdm(handle, desc=desc or path.name, unit=" lines",
-                                          disable=not progress), start=1):
+        for number, raw in enumerate(progress_bar(handle, desc=desc or path.name, unit=" lines",
+                                          enabled=progress), start=1):
             if len(raw) > MAX_LINE_BYTES:
                 issues.report(path, number, f"line longer than {MAX_LINE_BYTES} bytes")
                 continue

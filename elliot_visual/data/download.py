@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 from PIL import Image
-from tqdm import tqdm
+from elliot_visual.progress import progress as progress_bar
 
 from elliot_visual.storage import atomic_write, write_bytes
 
@@ -139,7 +139,7 @@ def download_images(urls: Mapping[str, str], folder: str | Path,
     items = list(urls.items())
     by_item: dict[str, DownloadResult] = {}
     with ThreadPoolExecutor(max_workers=options.workers) as pool, \
-            tqdm(total=len(items), desc="images", unit="img", disable=not options.progress) as bar:
+            progress_bar(total=len(items), desc="images", unit="img", enabled=options.progress) as bar:
         futures = {pool.submit(_fetch_one, item, url, folder, present.get(item, []), options): item
                    for item, url in items}
         for future in as_completed(futures):

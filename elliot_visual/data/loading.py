@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from elliot_visual.data.interactions import Interactions
+from elliot_visual.data.interactions import HeldOut, Interactions
 from elliot_visual.data.prefilter import apply_prefilters
 from elliot_visual.data.dvbpr import read_dvbpr_split
 from elliot_visual.data.readers import DataError, read_interactions, read_split_layout
@@ -35,15 +35,50 @@ def prepare_data(section: DataSection, verbose: bool = True) -> list[list[Intera
     """The experiment's splits (``exp.data``), indexed: ``result[i][j]`` is test fold i, validation fold j.
 
     Each :class:`Interactions` has the train part, the validation part (or None) and the test
-    part. With ``verbose`` a short summary (users, items, interactions per part) is printed.
+    part. With ``verbose`` a short summary (users, items, interactions per part) is logged.
     """
     folds = read_folds(section)
     keep = section.config.keep_held_out_users or holds_out_users(section.splitting)
     data = [[Interactions.from_frames(section.dataset, train, test, val, keep_held_out_users=keep)
              for train, val in inner] for inner, test in folds]
+    for i, (inner, test) in enumerate(folds):
+        for j, (_, val) in enumerate(inner):
+            where = f"fold {i}/{j}" if len(folds) > 1 or len(inner) > 1 else ""
+            for label, frame, part in (("validation", val, data[i][j].validation), ("test", test, data[i][j].test)):
+                if frame is not None and part is not None:
+                    report_held_out(label, frame, part, data[i][j], where)
     if verbose:
-        print(describe(data))
+        for line in describe(data).splitlines():
+            logger.info("%s", line)
     return data
+
+
+def report_held_out(label: str, frame: pd.DataFrame, part: HeldOut, data: Interactions, where: str = "") -> None:
+    """Say what Elliot does silently to held-out rows, and refuse a held-out set that evaluates nothing.
+
+    Rows of users without train rows are dropped (Elliot builds its test dicts over train users);
+    rows of items outside the catalogue stay relevant but can never be recommended. Both are logged
+    with counts and first ids. An empty set would make every metric empty and model selection
+    arbitrary, so it is an error (a ``relevance_threshold`` above every rating is the preflight's).
+    """
+    at = f"{data.name} {label}" + (f" ({where})" if where else "")
+    users = frame["user"].astype(str)
+    dropped = sorted(set(users[~users.isin(data.user_index.keys())]))
+    if dropped:
+        rows = int((~users.isin(data.user_index.keys())).sum())
+        logger.warning("%s: dropped %d rows of %d users absent from train (first: %s), as Elliot does",
+                       at, rows, len(dropped), ", ".join(dropped[:5]))
+    outside = part.items < 0
+    if outside.any():
+        first = list(dict.fromkeys(str(i) for i in part.item_ids[outside]))
+        logger.warning("%s: %d rows name %d items absent from the train catalogue (first: %s); they count as "
+                       "relevant but can never be recommended, as in Elliot", at, int(outside.sum()), len(first),
+                       ", ".join(first[:5]))
+    if len(part) == 0:
+        cause = (f"all {len(frame)} rows are of users absent from train" if len(frame) else
+                 f"the split produced none: check splitting.{label}_splitting (leave_n_out, test_ratio) or, "
+                 f"with strategy fixed, data_config.{label}_path")
+        raise DataError(f"{at}: no rows ({cause}); every metric would be empty and model selection arbitrary")
 
 
 def check_inputs_exist(section: DataSection) -> None:

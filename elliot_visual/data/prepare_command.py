@@ -18,12 +18,18 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from elliot_visual.config.errors import ConfigError
-from elliot_visual.config.prepare import load_prepare_config
-from elliot_visual.data.amazon import prepare_amazon
-from elliot_visual.data.readers import DataError
 
 log = logging.getLogger(__name__)
+
+HELP = """Raw McAuley files in, a dataset folder and its card (card.json) out.
+
+examples:
+  elliot-visual prepare amazon --name amazon_baby --reviews reviews_Baby.json.gz \\
+      --meta meta_Baby.json.gz --image-features image_features_Baby.b --k-core 5
+  elliot-visual prepare amazon --name baby --ratings reviews.tsv --image-urls baby_url.csv --no-download
+  elliot-visual prepare amazon --config prepare_baby.yml --out ../data
+
+Flags override the YAML file given with --config (its keys: see the README, "Preparing Amazon data")."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Prepare a raw dataset as the folder the configs read.")
     sources = parser.add_subparsers(dest="source", required=True, metavar="SOURCE")
     amazon = sources.add_parser("amazon", help="McAuley's Amazon review data (2014 / 2018 dumps)",
-                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     amazon.add_argument("--config", help="YAML file with the options below (flags override it)")
     amazon.add_argument("--name", help="dataset name: the folder <out>/<name> is written")
     amazon.add_argument("--out", dest="output_folder", help="folder holding the datasets (default: data)")
@@ -111,6 +117,12 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 def main_prepare(argv: Sequence[str] | None = None) -> int:
     """Run ``prepare <source> ...``; returns the exit status (0 done, 2 bad options or data)."""
     args = build_parser().parse_args(argv)
+    # Imported after parsing so that ``--help`` answers at once (pandas and the readers are slow to load).
+    from elliot_visual.config.errors import ConfigError
+    from elliot_visual.config.prepare import load_prepare_config
+    from elliot_visual.data.amazon import prepare_amazon
+    from elliot_visual.data.readers import DataError
+
     if args.source == "dvbpr":
         try:
             print(prepare_dvbpr(args.npy, args.out, progress=not args.no_progress))

@@ -213,8 +213,29 @@ def read_interactions(path: str | Path, layout: str = "elliot", header: bool = F
 
 def _read_delimited(path: Path, sep: str, header: bool, columns: list[str] | None) -> pd.DataFrame:
     """The shared fast path: C parser with typed columns, then a line scan only if something is wrong."""
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a file of interactions; point the data_config path at the file")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    try:
+        return _read_delimited_text(path, sep, header, columns)
+    except UnicodeDecodeError:
+        raise undecodable_line(path) from None
+
+
+def undecodable_line(path: Path) -> DataError:
+    """The first line of ``path`` that is not UTF-8, by number (a binary or mis-encoded file)."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                return DataError(f"{path}, line {number}: byte {raw[error.start:error.start + 1]!r} at column "
+                                 f"{error.start + 1} is not UTF-8; re-save the file as UTF-8 (or is it binary?)")
+    return DataError(f"{path}: not UTF-8 text")
+
+
+def _read_delimited_text(path: Path, sep: str, header: bool, columns: list[str] | None) -> pd.DataFrame:
     first = _first_data_line(path, header)
     if first is None:
         raise DataError(f"{path}: no data rows")

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from elliot_visual.progress import progress as progress_bar
 
 from elliot_visual.data.interactions import Interactions
 
@@ -154,7 +154,7 @@ def _rank(score_fn: ScoreFn, n_items: int, k: int, users: np.ndarray | None, n_u
     positions = np.empty(rel.nnz, dtype=np.int64) if rel is not None else None
     starts = range(0, users.shape[0], batch_size)
     with torch.no_grad():
-        for start in tqdm(starts, desc="ranking", unit="batch", disable=not progress, leave=False):
+        for start in progress_bar(starts, desc="ranking", unit="batch", enabled=progress):
             block = users[start:start + batch_size]
             cand = torch.as_tensor(n_candidates[start:start + batch_size], device=device)
             scores_block = _masked_scores(score_fn, block, n_items, mask, allowed, device)

@@ -10,6 +10,7 @@ their module on first use.
 from __future__ import annotations
 
 import importlib
+import types
 from typing import Any
 
 _EXPORTS = {
@@ -23,6 +24,17 @@ _EXPORTS = {
     "main_extract": "commands", "main_finetune": "commands",
 }
 __all__ = sorted(_EXPORTS)
+
+
+class FunctionModule(types.ModuleType):
+    """A submodule that calls its namesake function: ``extraction.extract(config)``.
+
+    Python binds a submodule to the package attribute of its name once it is imported, so
+    ``elliot_visual.extraction.extract`` would turn from the function into the module mid-session;
+    the ``extract`` and ``finetune`` modules take this class, so the public name works either way."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self, self.__name__.rsplit(".", 1)[1])(*args, **kwargs)
 
 
 def __getattr__(name: str) -> Any:

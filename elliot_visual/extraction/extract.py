@@ -32,6 +32,8 @@ shard and, since every batch is the same as in an uninterrupted run, writes byte
 """
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import json
 import logging
@@ -39,6 +41,7 @@ import math
 import os
 import platform
 import shutil
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
@@ -48,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from elliot_visual import storage
+from elliot_visual.extraction import FunctionModule
 from elliot_visual.extraction.backbones import Layer, Preprocessing, WeightsInfo
 from elliot_visual.extraction.catalogue import get_backbone
 from elliot_visual.config.extraction import ExtractionConfig, ExtractionConfigError
@@ -161,7 +165,7 @@ def _read_lines(path: Path) -> list[str]:
 def run_job(job: FeatureJob) -> ExtractionResult:
     """Extract every pending shard of ``job``, then assemble the final folders (see module doc)."""
     from torch.utils.data import DataLoader
-    from tqdm.auto import tqdm
+    from elliot_visual.progress import progress as progress_bar
 
     names = list(job.layers)
     n = len(job.records)
@@ -185,7 +189,7 @@ def run_job(job: FeatureJob) -> ExtractionResult:
                             timeout=BATCH_TIMEOUT_S if job.workers else 0,
                             prefetch_factor=4 if job.workers else None)
         done_images = sum(min((s + 1) * job.shard_size, n) - s * job.shard_size for s in done)
-        with tqdm(total=n, initial=done_images, unit="img", disable=not job.progress,
+        with progress_bar(total=n, initial=done_images, unit="img", enabled=job.progress,
                   desc=f"extract {job.metadata.get('backbone', '')}", dynamic_ncols=True) as bar:
             for batch in loader:
                 shard = (batch.indices or [i for i, _ in batch.failures])[0] // job.shard_size
@@ -223,8 +227,12 @@ def _assemble(job: FeatureJob, n_shards: int) -> ExtractionResult:
         ids.extend(shard_ids[-1])
         failed.extend(tuple(line.split("\t", 2)) for line in _read_lines(failed_path))
     if not ids:
-        raise RuntimeError(f"none of the {len(job.records)} images could be decoded (first: "
-                           f"{failed[0][1]}: {failed[0][2]}); check the 'images' key")
+        # Nothing to resume from: shards holding only failures would make a rerun skip the fixed images.
+        shutil.rmtree(job.partial_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            job.partial_dir.parent.rmdir()  # the network's folder, when this run created it empty
+        raise ExtractionConfigError(f"none of the {len(job.records)} images could be decoded (first: "
+                                    f"{failed[0][1]}: {failed[0][2]}); check the 'images' key")
     dtype = np.dtype(job.dtype)
     failed_text = "item_id\tpath\treason\n" + "".join(f"{i}\t{p}\t{r}\n" for i, p, r in failed)
     folders: dict[str, Path] = {}
@@ -441,3 +449,6 @@ def extract(config: ExtractionConfig) -> ExtractionResult:
         log.warning("%d image(s) could not be decoded; listed in %s", len(result.failed),
                     next(iter(result.folders.values())) / storage.FAILED_FILE)
     return result
+
+
+sys.modules[__name__].__class__ = FunctionModule  # ``elliot_visual.extraction.extract(...)`` stays callable

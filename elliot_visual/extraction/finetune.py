@@ -27,6 +27,7 @@ in memory as uint8 (3 * crop^2 bytes each, 150 kB at 224 px).
 from __future__ import annotations
 
 import copy
+import sys
 import logging
 import os
 from collections.abc import Iterator
@@ -40,6 +41,7 @@ from torch import nn
 
 from elliot_visual import storage
 from elliot_visual.data.item_labels import LABEL_SEPARATOR
+from elliot_visual.extraction import FunctionModule
 from elliot_visual.extraction.backbones import PROBABILITIES, Layer
 from elliot_visual.extraction.catalogue import get_backbone
 from elliot_visual.config.extraction import ExtractionConfigError, FinetuneConfig
@@ -464,3 +466,6 @@ def finetune(config: FinetuneConfig) -> ExtractionResult:
                      progress=config.progress, pin_memory=device.type == "cuda",
                      fast_jpeg=config.fast_jpeg)
     return run_job(job)
+
+
+sys.modules[__name__].__class__ = FunctionModule  # ``elliot_visual.extraction.finetune(...)`` stays callable

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from elliot_visual.progress import progress as progress_bar
 
 from elliot_visual.storage import FEATURES_FILE, IDS_FILE
 
@@ -119,8 +119,8 @@ class PerItemFileSource(FeatureSource):
     def load(self, items: np.ndarray, train_mask: np.ndarray) -> np.ndarray:
         self.positions(items, {item: 0 for item in self.files})
         rows = []
-        for item in tqdm(items, desc=f"reading {self.folder.name}", unit="item", leave=False,
-                         disable=len(items) < 2000):
+        for item in progress_bar(items, desc=f"reading {self.folder.name}", unit="item",
+                         enabled=len(items) >= 2000):
             path = self.folder / self.files[str(item)]
             try:
                 rows.append(np.load(path, allow_pickle=False))
@@ -160,7 +160,7 @@ def open_array_source(kind: str, path: Path, item_mapping: Path | None = None, i
     path = Path(path)
     if path.is_dir() and (path / FEATURES_FILE).is_file():
         ids_file = item_ids_file or path / IDS_FILE
-        return ArraySource(kind, read_id_list(ids_file), np.load(path / FEATURES_FILE, mmap_mode="r"),
+        return ArraySource(kind, read_id_list(ids_file), open_matrix(path / FEATURES_FILE),
                            str(path / FEATURES_FILE), transform)
     if path.is_dir():
         names = {p.stem: p.name for p in path.iterdir() if p.suffix == ".npy" and not p.name.startswith(".")}
@@ -178,11 +178,34 @@ def open_array_source(kind: str, path: Path, item_mapping: Path | None = None, i
         return PerItemFileSource(kind, path, files, transform)
     if path.is_file() and path.suffix == ".npy":
         ids_file = item_ids_file or _id_list_beside(path)
-        return ArraySource(kind, read_id_list(ids_file), np.load(path, mmap_mode="r"), str(path), transform)
+        return ArraySource(kind, read_id_list(ids_file), open_matrix(path), str(path), transform)
     if not path.exists():
         raise FeatureError(f"feature path {path} does not exist; run the extraction or fix the path in "
                            "data_config.side_information")
     raise FeatureError(f"{path}: not a feature folder or a .npy matrix")
+
+
+def open_matrix(path: Path) -> np.ndarray:
+    """A feature matrix ``.npy``, memory-mapped; a corrupt or truncated file is an error naming it."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise FeatureError(f"{path}: not a readable .npy feature matrix ({error}); re-run the extraction "
+                           "or replace the file") from None
+
+
+def check_finite(values: np.ndarray, items: np.ndarray, origin: str) -> None:
+    """Refuse NaN/inf rows at load, naming the file and the first items (they would surface later as
+    a coverage error or a diverging loss, far from their cause)."""
+    if not np.issubdtype(values.dtype, np.floating) or values.size == 0:
+        return
+    finite = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    if finite.all():
+        return
+    bad = [str(items[i]) for i in np.flatnonzero(~finite)]
+    raise FeatureError(f"{origin}: features of {len(bad)} items are NaN or infinite (first: {', '.join(bad[:5])}); "
+                       "re-run the extraction for them, or drop them with data_config.drop_items_without_features "
+                       "after removing their rows from the feature files")
 
 
 def _id_list_beside(path: Path) -> Path:

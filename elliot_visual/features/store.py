@@ -34,7 +34,7 @@ from torch import Tensor
 from elliot_visual.config.schema import SideInformation
 from elliot_visual.data.interactions import Interactions
 from elliot_visual.features.loaders.base import DEFAULT_NAMESPACE
-from elliot_visual.features.sources import FeatureError, FeatureSource, MissingFeaturesError
+from elliot_visual.features.sources import FeatureError, FeatureSource, MissingFeaturesError, check_finite
 from elliot_visual.registry import FEATURE_LOADERS, closest_match
 
 if TYPE_CHECKING:
@@ -90,11 +90,11 @@ def open_side_information(entries: Sequence[SideInformation | Mapping[str, Any]]
         loader = loader_cls(raw, entry=where, base_dir=base_dir, dataset=dataset)
         target = namespaces.setdefault(name, {})
         for kind, source in loader.sources().items():
-            _merge(target, name, kind, source, where)
+            merge_source(target, name, kind, source, where)
     return namespaces
 
 
-def _merge(target: dict[str, FeatureSource], name: str, kind: str, source: FeatureSource, where: str) -> None:
+def merge_source(target: dict[str, FeatureSource], name: str, kind: str, source: FeatureSource, where: str) -> None:
     """Add ``source``; an explicitly given kind replaces a derived one (e.g. a PCA computed on demand)."""
     current = target.get(kind)
     if current is None or getattr(current, "derived", False):
@@ -209,7 +209,9 @@ class FeatureStore:
         key = (id(source), kind)
         if key not in self._cache:
             mask = self.data.train_item_mask if self.train_items_only_pca else np.ones(self.data.n_items, bool)
-            values = source.load(np.asarray(self.data.item_ids, dtype=object), np.asarray(mask))
+            items = np.asarray(self.data.item_ids, dtype=object)
+            values = source.load(items, np.asarray(mask))
+            check_finite(values, items, source.origin)
             self._cache[key] = np.require(values, requirements=["C", "W"])
         return self._cache[key]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, TypeVar
 
 import torch
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from torch import Tensor, nn
 
 from elliot_visual.data.samplers import BPROptions, PointwiseOptions, UserSetOptions
@@ -40,7 +40,17 @@ def _parse_tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
-IntTuple = Annotated[tuple[int, ...], BeforeValidator(_parse_tuple)]
+def _layer_sizes(value: tuple[int, ...]) -> tuple[int, ...]:
+    """Layer sizes must exist and be positive: ``()`` or a 0 validate as tuples but crash when the
+    layers are built."""
+    if not value:
+        raise ValueError("an empty tuple has no layer; give at least one size, e.g. (64, 1)")
+    if any(v < 1 for v in value):
+        raise ValueError(f"layer sizes must be >= 1, got {value}")
+    return value
+
+
+IntTuple = Annotated[tuple[int, ...], BeforeValidator(_parse_tuple), AfterValidator(_layer_sizes)]
 
 
 def hp(default: Any, short: str | None = None, *, in_name: bool = True, description: str = "",
@@ -161,6 +171,24 @@ class Recommender(nn.Module):
         self.n_items = n_items
 
     # --- the interface -------------------------------------------------------------------
+
+    def generator_states(self) -> dict[str, Any]:
+        """States of the model's own seeded generators (e.g. ``SeededDropout``), by attribute path.
+
+        A checkpoint saves them beside the weights, so a resumed run draws the same dropout masks
+        as an uninterrupted one; any attribute with ``generator_state()`` / ``load_generator_state()``
+        takes part."""
+        return {f"{name}.{attr}" if name else attr: value.generator_state()
+                for name, module in self.named_modules() for attr, value in vars(module).items()
+                if hasattr(value, "generator_state") and hasattr(value, "load_generator_state")}
+
+    def load_generator_states(self, states: dict[str, Any]) -> None:
+        """Restore what :meth:`generator_states` returned."""
+        for name, module in self.named_modules():
+            for attr, value in vars(module).items():
+                key = f"{name}.{attr}" if name else attr
+                if key in states and hasattr(value, "load_generator_state"):
+                    value.load_generator_state(states[key])
 
     def configure_optimizer(self) -> torch.optim.Optimizer:
         """Adam at ``params.lr`` as Elliot's models use (fused kernel where available); override for others."""

@@ -60,3 +60,13 @@ class SeededDropout:
             generator = self._generators[x.device] = torch.Generator(device=x.device).manual_seed(self.seed)
         keep = torch.rand(x.shape, generator=generator, device=x.device) >= rate
         return x * keep / (1.0 - rate)
+
+    def generator_state(self) -> dict[str, Tensor]:
+        """Each device's generator state (a checkpoint saves it for an exact resume)."""
+        return {str(device): generator.get_state() for device, generator in self._generators.items()}
+
+    def load_generator_state(self, states: dict[str, Tensor]) -> None:
+        for device, state in states.items():
+            generator = torch.Generator(device=torch.device(device))
+            generator.set_state(state.cpu())
+            self._generators[torch.device(device)] = generator

@@ -7,6 +7,7 @@
 ``performance/triplets_rec_cutoff_<k>_...tsv``  (when ``print_results_as_triplets``)
 ``recs/<model name>.tsv``  headerless ``user \\t item \\t score``
 ``figures/visdiv_*.png``  visual-profile pictures, when the run computed profiles (reports/figures.py)
+(the runner writes ``performance/manifest_<ts>.json`` after every file, see experiment.py)
 
 Numbers are printed as pandas prints floats (``repr``: ``0.08499999999999998``, ``22.0``) and NaN
 as an empty field, which is what Elliot's ``DataFrame.to_csv`` produces.
@@ -24,7 +25,7 @@ import numpy as np
 
 from elliot_visual.reports.numbers import format_number, format_threshold
 from elliot_visual.reports.summary import SummaryRow, write_summary
-from elliot_visual.storage import ResultPaths, atomic_write, safe_file_name, timestamp_suffix, write_json, write_text
+from elliot_visual.storage import (ResultPaths, atomic_write, safe_file_name, timestamp_suffix, write_json, write_text)
 
 if TYPE_CHECKING:
     from elliot_visual.config.schema import Evaluation
@@ -47,6 +48,8 @@ def performance_table(rows: Sequence[ResultRow]) -> str:
         for name in row.values:
             if name not in columns:
                 columns.append(name)
+    if "failed" in columns:  # a diverged trial's reason (tuning/tune.py), after the metrics
+        columns = [c for c in columns if c != "failed"] + ["failed"]
     lines = ["\t".join(["model", *columns])]
     for row in rows:
         lines.append("\t".join([row.model, *(format_number(row.values.get(c)) for c in columns)]))
@@ -166,7 +169,7 @@ def write_reports(evaluation: "Evaluation", outcomes: "Sequence[ModelOutcome]",
         if outcome.spec.meta.save_recs:
             for trial in outcome.trials:
                 recs = trial.recommendations
-                if recs is None:  # a task that ranks no item (multilabel) has no lists
+                if recs is None:  # a task that ranks no item (multilabel), or a failed trial, has no lists
                     continue
                 written.append(write_recommendations(paths, trial.name, recs.user_ids, recs.item_ids,
                                                      recs.scores))

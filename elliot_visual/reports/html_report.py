@@ -32,7 +32,7 @@ import pandas as pd
 
 from elliot_visual.reports.figures import TrainingCurve, training_curves_png
 from elliot_visual.reports.run_record import read_run_record, results_folder, run_record, write_run_record
-from elliot_visual.reports.summary import ranked_columns
+from elliot_visual.reports.summary import column_direction, ranked_columns
 from elliot_visual.storage import ResultPaths, safe_file_name, write_text
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def _significance(folder: Path, cutoff: int, threshold: Any, stamp: str) -> dict
     return found
 
 
-def _rank(table: Table, higher_is_better: Sequence[bool]) -> None:
+def _rank(table: Table, higher_is_better: Sequence[bool | None]) -> None:
     """Mark each column's best cells ``best`` and the runner-up's ``second`` (summary.ranked_columns)."""
     for column, better in enumerate(higher_is_better):
         values = [float(cells[column].raw) if cells[column].raw not in ("", "nan") else None
@@ -150,7 +150,7 @@ def results_table(record: dict[str, Any], performance: Path, table_name: str = "
     table = Table("table-one" if first else f"table-{safe_file_name(table_name)}-{safe_file_name(task)}", caption,
                   ["model", "backbone"], [])
     rows: list[tuple[list[str], list[Cell]]] = [([m["family"], m["backbone"]], []) for m in models]
-    better: list[bool] = []
+    better: list[bool | None] = []
     chosen = _baseline(models, baseline)
     for cutoff in record["cutoffs"]:
         path = _perf_file(performance, f"{table_name}_", cutoff, threshold, stamp)
@@ -165,7 +165,7 @@ def results_table(record: dict[str, Any], performance: Path, table_name: str = "
         for column in columns:
             table.columns.append(f"{column}@{cutoff}")
             table.sampled |= f"{column}_std" in frame.columns
-            better.append(not column.startswith("VisDiv"))
+            better.append(column_direction(column))
             for index, (_, row) in enumerate(frame.iterrows()):
                 cell = _cells(row, column)
                 if chosen is not None and index != chosen:
@@ -230,7 +230,7 @@ def trial_tables(record: dict[str, Any], performance: Path) -> list[Table]:
                 table.sampled |= f"{column}_std" in frame.columns
                 for index, (_, row) in enumerate(frame.iterrows()):
                     table.rows[index][1].append(_cells(row, column))
-        _rank(table, [not c.startswith("VisDiv") for c in table.columns])
+        _rank(table, [column_direction(c) for c in table.columns])
         tables.append(table)
     return tables
 

@@ -27,15 +27,27 @@ def summary_tsv(rows: Sequence[SummaryRow], columns: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ranked_columns(values: Sequence[float | None], higher_is_better: bool = True) -> list[str]:
-    """Per value, ``"best"`` (equal to the column's best), ``"second"`` (equal to the best value
-    below it) or ``""``; None and NaN rank nowhere, nor does a column without a direction.
+def column_direction(column: str) -> bool | None:
+    """Which way a metric column is better: True higher, False lower (ARP and the other popularity-bias
+    metrics, from the metric's own declaration), None no direction (VisDiv: a distance from the user's
+    own taste, whose better direction depends on the question asked). Unknown columns: higher."""
+    import elliot_visual.evaluation.metrics  # noqa: F401  registers every metric
+    from elliot_visual.registry import METRICS
 
-    Higher is better for every column the study reports (Recall, AUC, coverage, EFD); VisDiv has
-    no better direction (a distance from the user's own taste), so its columns pass False.
+    if column.startswith("VisDiv"):
+        return None
+    name = column.split("@")[0].split("[")[0]
+    return bool(getattr(METRICS.get(name), "higher_is_better", True)) if name in METRICS else True
+
+
+def ranked_columns(values: Sequence[float | None], higher_is_better: bool | None = True) -> list[str]:
+    """Per value, ``"best"`` (equal to the column's best), ``"second"`` (equal to the best value
+    after it) or ``""``; None and NaN rank nowhere, nor does a column without a direction (None).
+
+    ``higher_is_better`` is :func:`column_direction`'s answer for the column.
     """
-    present = sorted({v for v in values if v is not None and v == v}, reverse=True)
-    if not higher_is_better or not present:
+    present = sorted({v for v in values if v is not None and v == v}, reverse=bool(higher_is_better))
+    if higher_is_better is None or not present:
         return ["" for _ in values]
     second = present[1] if len(present) > 1 else None
     return ["best" if v == present[0] else "second" if second is not None and v == second else ""
@@ -43,8 +55,9 @@ def ranked_columns(values: Sequence[float | None], higher_is_better: bool = True
 
 
 def summary_markdown(rows: Sequence[SummaryRow], columns: Sequence[str], digits: int = 4) -> str:
-    """GitHub Markdown table; the best value of each column in bold (see :func:`ranked_columns`)."""
-    ranks = {c: ranked_columns([r.values.get(c) for r in rows], not c.startswith("VisDiv")) for c in columns}
+    """GitHub Markdown table; the best value of each column in bold, by the metric's direction
+    (highest Recall, AUC, coverage, EFD; lowest ARP; none for VisDiv)."""
+    ranks = {c: ranked_columns([r.values.get(c) for r in rows], column_direction(c)) for c in columns}
 
     def cell(index: int, row: SummaryRow, column: str) -> str:
         value = row.values.get(column)

@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
+import json
 import dataclasses
 import io
 import logging
 import math
+import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from elliot_visual.config.schema import EarlyStopping
+from elliot_visual.progress import progress
 from elliot_visual.registry import SAMPLERS
 from elliot_visual.storage import write_bytes
 from elliot_visual.training.history import write_history
@@ -52,6 +56,12 @@ class TrainingConfig:
     # Replaces Elliot's early-stopping rule when set: monitored values so far -> stop now?
     stop_rule: Callable[[list[float]], bool] | None = None
     history_path: Path | None = None  # per-epoch history TSV (training/history.py), rewritten each epoch
+    verbose: bool = False  # Elliot's meta.verbose: one INFO line per epoch (else DEBUG, the log file only)
+    # Called with each epoch's record after its gradient steps, before validation (the Elliot adapter
+    # hands the epoch's loss to Elliot's evaluate this way).
+    on_epoch: Callable[["EpochRecord"], None] | None = None
+    # A batch loss over this many times the first batch's (floored at 1) means training diverged.
+    divergence_factor: float = 1e4
 
 
 @dataclass
@@ -87,8 +97,25 @@ class BatchSource(Protocol):
     def epoch(self) -> Iterable[Any]: ...
 
 
-class NonFiniteLossError(RuntimeError):
-    """Training produced NaN or infinity; the message names the model and the epoch."""
+class TrainingDivergedError(ValueError):
+    """Training diverged: the loss became NaN/inf, or finite but exploding (see ``divergence_factor``).
+
+    A ``ValueError`` because a hyperparameter value (usually ``lr``) caused it; the tuner records
+    the trial as failed with :attr:`reason` and goes on with the study.
+    """
+
+    def __init__(self, description: str, epoch: int, loss: float, reason: str) -> None:
+        self.description, self.epoch, self.loss, self.reason = description, epoch, loss, reason
+        when = f" at epoch {epoch}" if epoch else ""
+        super().__init__(f"{description}: training diverged{when}: {reason}; lower lr or raise the regularisation")
+
+
+class NonFiniteLossError(TrainingDivergedError):
+    """The loss became NaN or infinity; the message names the model and the epoch."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that must not be restored: stale (other data, split or parameters) or unsafe."""
 
 
 def set_cpu_threads(threads: int | None) -> None:
@@ -149,6 +176,37 @@ def build_sampler(model: Recommender, data: Interactions, features: Mapping[str,
 
 
 def train(model: Recommender, data: Interactions, config: TrainingConfig,
+          validate: Callable[[Recommender], float | Mapping[str, float]] | None = None,
+          features: Mapping[str, torch.Tensor] | None = None) -> TrainingResult:
+    """Train ``model`` (see :func:`train_stage`, stage by stage when it declares ``training_stages``)
+    with deterministic CPU kernels (:func:`reproducible`)."""
+    with reproducible(config.device):
+        return _train_stages(model, data, config, validate, features)
+
+
+@contextlib.contextmanager
+def reproducible(device: torch.device) -> Iterator[None]:
+    """Deterministic kernels while training on the CPU, so the same seed gives bit-identical weights.
+
+    Why: with more than one CPU thread, the backward of an indexed lookup with repeated indices
+    (``table[items]``, which ACF does over every user's item set) accumulates in a thread-dependent
+    order; torch's deterministic mode sorts instead. On CUDA this is left off: atomic adds in
+    embedding backward make GPU runs reproducible only up to float rounding (not measured here:
+    no GPU), and deterministic CUDA kernels would need ``CUBLAS_WORKSPACE_CONFIG``.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    enabled, warn_only = torch.are_deterministic_algorithms_enabled(), \
+        torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
+def _train_stages(model: Recommender, data: Interactions, config: TrainingConfig,
           validate: Callable[[Recommender], float | Mapping[str, float]] | None = None,
           features: Mapping[str, torch.Tensor] | None = None) -> TrainingResult:
     """Train ``model`` (see :func:`train_stage`), stage after stage when it declares ``training_stages``.
@@ -223,12 +281,14 @@ def train_stage(model: Recommender, data: Interactions, config: TrainingConfig,
         raise ValueError(f"{model.family}: epochs ({epochs}) < validation_rate ({config.validation_rate}), "
                          "so the model would never be validated")
     return run_epochs(model, build_sampler(model, data, features), epochs, config, validate,
-                      between_epochs=lambda epoch: model.between_epochs(data, epoch))
+                      between_epochs=lambda epoch: model.between_epochs(data, epoch),
+                      fingerprint=checkpoint_fingerprint(model, data, features))
 
 
 def run_epochs(model: nn.Module, sampler: BatchSource, epochs: int, config: TrainingConfig,
                validate: Callable[[Any], float | Mapping[str, float]] | None = None,
-               between_epochs: Callable[[int], None] | None = None) -> TrainingResult:
+               between_epochs: Callable[[int], None] | None = None,
+               fingerprint: str | None = None) -> TrainingResult:
     """The epoch loop every trainable network shares (recommenders, fine-tuned backbones).
 
     ``model`` is any ``nn.Module`` with ``loss(batch) -> Tensor`` and ``configure_optimizer()``
@@ -238,32 +298,42 @@ def run_epochs(model: nn.Module, sampler: BatchSource, epochs: int, config: Trai
     ``train()``/``eval()`` (a network keeping batch-norm statistics frozen overrides ``train``).
     ``sampler.epoch()`` yields the batches of one epoch (each with ``.to(device)``);
     ``between_epochs(epoch)`` runs after each epoch's gradient steps, before validation, under
-    ``torch.no_grad()`` (a recommender's ``between_epochs`` hook).
+    ``torch.no_grad()`` (a recommender's ``between_epochs`` hook). ``fingerprint`` identifies what
+    the weights depend on; a checkpoint with another one is refused (``CheckpointError``).
+    A NaN/inf or exploding loss raises :class:`TrainingDivergedError`; ``last.pt`` is written after
+    every epoch with every RNG state, so a resumed run ends bit-identical to an uninterrupted one.
     """
     name = config.description or getattr(model, "family", "") or type(model).__name__
     model.to(config.device)
     result = TrainingResult(history_path=config.history_path)
+    generators = getattr(model, "generator_states", dict)
     with _frozen_except(model):
         optimizer = _optimizer(model)
         start_epoch, best_state = 1, None
-        state = _load_checkpoint(config) if config.restore else None
+        state = _load_checkpoint(config, fingerprint) if config.restore else None
         if state is not None:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             if hasattr(sampler, "rng") and state.get("sampler_rng") is not None:
                 sampler.rng.bit_generator.state = state["sampler_rng"]
+            _set_rng_state(state.get("rng"))
+            if hasattr(model, "load_generator_states"):
+                model.load_generator_states(state.get("generators", {}))
             result.history = [EpochRecord(**r) for r in state["history"]]
             result.best_epoch, result.best_value = state["best_epoch"], state["best_value"]
+            result.stopped_early = bool(state.get("stopped_early", False))
             best_state = state["best_model"]
-            start_epoch = state["epoch"] + 1
+            start_epoch = epochs + 1 if result.stopped_early else state["epoch"] + 1
             result.restored = True
             log.info("%s: resumed from epoch %d", name, state["epoch"])
 
         use_amp = config.amp and config.device.type == "cuda"
         monitor_loss = config.early_stopping is not None and config.early_stopping.monitor == "loss"
-        bar = tqdm(range(start_epoch, epochs + 1), desc=name,
-                   disable=not config.progress, leave=False, unit="epoch", mininterval=1.0)
-        for epoch in bar:
+        bar = progress(desc=name, total=epochs, initial=start_epoch - 1, unit="epoch",
+                       enabled=config.progress, logger=log, mininterval=1.0)
+        # The first batch's loss, before any update, is the scale an exploding loss is measured against.
+        reference = state.get("divergence_reference") if state is not None else None
+        for epoch in range(start_epoch, epochs + 1):
             started = time.perf_counter()
             model.train()
             total = 0.0
@@ -272,18 +342,25 @@ def run_epochs(model: nn.Module, sampler: BatchSource, epochs: int, config: Trai
                 optimizer.zero_grad(set_to_none=True)
                 with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
                     loss = model.loss(batch)
-                if not torch.isfinite(loss):
-                    raise NonFiniteLossError(f"{name}: loss became {loss.item()} "
-                                             f"at epoch {epoch}; lower lr or raise regularisation")
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    bar.close()
+                    raise NonFiniteLossError(name, epoch, value, f"the loss became {value}")
+                if reference is None:
+                    reference = max(abs(value), 1.0)
+                elif abs(value) > config.divergence_factor * reference:
+                    bar.close()
+                    raise TrainingDivergedError(name, epoch, value, _exploding(value, reference, config))
                 loss.backward()
                 optimizer.step()
-                total += float(loss.detach())
+                total += value
             if between_epochs is not None:
                 with torch.no_grad():
                     between_epochs(epoch)
             record = EpochRecord(epoch, total)
             result.history.append(record)
-            bar.set_postfix(loss=f"{total:.4f}")
+            if config.on_epoch is not None:
+                config.on_epoch(record)
             validating = validate is not None and epoch % config.validation_rate == 0
             if validating:
                 record.validation, record.monitored, record.metrics = _validate(model, validate, config)
@@ -294,22 +371,32 @@ def run_epochs(model: nn.Module, sampler: BatchSource, epochs: int, config: Trai
                     best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
                     if config.checkpoint_dir is not None:
                         _save(config.checkpoint_dir / "best-weights.pt", best_state)
-                if config.checkpoint_dir is not None:
-                    _save(config.checkpoint_dir / "last.pt", {
-                        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                        "history": [r.__dict__ for r in result.history], "best_epoch": result.best_epoch,
-                        "best_value": result.best_value, "best_model": best_state,
-                        "sampler_rng": getattr(getattr(sampler, "rng", None), "bit_generator", None)
-                        and sampler.rng.bit_generator.state})
+                observed = [r.loss if monitor_loss else r.monitored for r in result.validations]
+                result.stopped_early = bool(config.stop_rule(observed) if config.stop_rule
+                                            else should_stop(config.early_stopping, observed))
+                if config.early_stopping is not None and config.early_stopping.verbose:
+                    log.info("%s: early stopping watches %s = %s (patience %d): %s", name,
+                             config.early_stopping.monitor, _short(observed[-(config.early_stopping.patience + 1):]),
+                             config.early_stopping.patience, "stop" if result.stopped_early else "go on")
+            log.log(logging.INFO if config.verbose else logging.DEBUG, "%s: epoch %d/%d loss %.6g%s", name,
+                    epoch, epochs, total, "" if record.validation is None else
+                    f" {config.selection or 'validation'} {record.validation:.6g}")
+            if config.checkpoint_dir is not None:
+                _save(config.checkpoint_dir / "last.pt", {
+                    "fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "epoch": epoch, "history": [r.__dict__ for r in result.history],
+                    "best_epoch": result.best_epoch, "best_value": result.best_value, "best_model": best_state,
+                    "stopped_early": result.stopped_early, "divergence_reference": reference, "rng": _rng_state(),
+                    "generators": generators(),
+                    "sampler_rng": getattr(getattr(sampler, "rng", None), "bit_generator", None)
+                    and sampler.rng.bit_generator.state})
             if config.history_path is not None:
                 write_history(config.history_path, result.history, result.best_epoch)
-            if validating:
-                observed = [r.loss if monitor_loss else r.monitored for r in result.validations]
-                stop = config.stop_rule(observed) if config.stop_rule else should_stop(config.early_stopping, observed)
-                if stop:
-                    result.stopped_early = True
-                    log.info("%s: early stop at epoch %d", name, epoch)
-                    break
+            bar.set_postfix(loss=f"{total:.4f}")
+            bar.update(1)
+            if result.stopped_early:
+                log.info("%s: early stop at epoch %d", name, epoch)
+                break
         bar.close()
         if best_state is not None:
             model.load_state_dict(best_state)
@@ -357,16 +444,98 @@ def _validate(model: Recommender, validate: Callable[[Recommender], float | Mapp
     return (float("-inf") if math.isnan(value) else value), monitored, values
 
 
+def _exploding(value: float, reference: float, config: TrainingConfig) -> str:
+    return (f"a batch loss of {value:.4g} is over {config.divergence_factor:g} times the first batch's loss "
+            f"({reference:.4g}, floored at 1): the loss is exploding while still finite")
+
+
+def _short(values: list[float]) -> str:
+    return "[" + ", ".join(f"{v:.5g}" for v in values) + "]"
+
+
+def checkpoint_fingerprint(model: Recommender, data: Interactions,
+                           features: Mapping[str, torch.Tensor] | None = None) -> str:
+    """A hash of what a checkpoint's weights depend on: the split (ids, train, validation, test), the
+    model family, its hyperparameters (``epochs`` aside, so a finished run may be extended), its
+    feature buffers and the feature tensors it is trained with. A checkpoint whose fingerprint differs is refused instead of silently restored."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(model.family.encode())
+    params = model.params.model_dump(mode="json") if hasattr(model.params, "model_dump") else dict(vars(model.params))
+    params.pop("epochs", None)
+    digest.update(json.dumps(params, sort_keys=True, default=str).encode())
+    for ids in (data.user_ids, data.item_ids):
+        digest.update("\x1f".join(map(str, ids)).encode())
+    for array in (data.train.indptr, data.train.indices, data.train.data):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    for part in (data.validation, data.test):
+        if part is None:
+            digest.update(b"none")
+            continue
+        for array in (part.users, part.items, part.ratings):
+            digest.update(np.ascontiguousarray(array).tobytes())
+    tensors = [*sorted(model.named_buffers()), *sorted((features or {}).items())]
+    for name, tensor in tensors:
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _rng_state() -> dict[str, Any]:
+    """Every global generator training may draw from (dropout: torch; legacy code: NumPy, ``random``),
+    as plain types so that the checkpoint loads with ``weights_only=True``."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": [name, keys.tolist(), pos, has_gauss, cached],
+                             "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any] | None) -> None:
+    if not state:
+        return
+    torch.set_rng_state(state["torch"].cpu())
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    random.setstate(tuple(v if not isinstance(v, list) else tuple(v) for v in state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# The only non-tensor types a checkpoint holds beyond what ``weights_only`` already allows (dicts,
+# lists, tuples, numbers, strings, tensors): none today; extend here, never with a callable.
+SAFE_CHECKPOINT_GLOBALS: list[Any] = []
+
+
 def _save(path: Path, obj: Any) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     write_bytes(path, buffer.getvalue())
 
 
-def _load_checkpoint(config: TrainingConfig) -> dict | None:
+def load_checkpoint_file(path: Path, device: torch.device | str = "cpu") -> Any:
+    """``torch.load`` with ``weights_only=True``: a tampered file cannot run code; a refusal names the file."""
+    try:
+        with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
+            return torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, OSError) as error:
+        raise CheckpointError(f"{path}: unreadable checkpoint ({error}); delete it or set meta.restore: false") from None
+    except Exception as error:  # noqa: BLE001  the weights-only unpickler's refusal (pickle.UnpicklingError)
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{path}: refused to load: it holds objects outside the checkpoint allow-list "
+                              f"({first}); it was not written by this package or was tampered with; delete it "
+                              "or set meta.restore: false") from None
+
+
+def _load_checkpoint(config: TrainingConfig, fingerprint: str) -> dict | None:
     if config.checkpoint_dir is None:
         return None
     path = config.checkpoint_dir / "last.pt"
     if not path.exists():
         return None
-    return torch.load(path, map_location=config.device, weights_only=False)
+    state = load_checkpoint_file(path, config.device)
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
+        raise CheckpointError(f"{path}: the checkpoint was made with other data, split, hyperparameters or "
+                              "features than this run's, so restoring it would report wrong numbers; delete "
+                              "it (or its folder) to retrain, or set meta.restore: false")
+    return state

@@ -14,25 +14,28 @@ and never special-cases a model.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from elliot_visual.config.schema import Evaluation, ModelSpec, split_metric_at
-from elliot_visual.config.search_space import parse_dimension
+from elliot_visual.config.search_space import grid_size, parse_dimension
 from elliot_visual.data.interactions import Interactions
 from elliot_visual.evaluation.evaluator import EvaluationResult, build_metrics, evaluate_lists
 from elliot_visual.evaluation.metrics.base import Metric
 from elliot_visual.evaluation.metrics.visdiv import evaluation_features
 from elliot_visual.evaluation.tasks import Selection, Task, TaskSettings, build_task, default_task
 from elliot_visual.models.base import DEFAULT_LOADER, HyperParams, Recommender, build_model
+from elliot_visual.progress import format_seconds
 from elliot_visual.registry import MODELS
 from elliot_visual.storage import ResultPaths, safe_file_name
 from elliot_visual.training.history import HISTORY_FILE
-from elliot_visual.training.loop import TrainingConfig, TrainingResult, resolve_device, train
+from elliot_visual.training.loop import TrainingConfig, TrainingDivergedError, TrainingResult, resolve_device, train
 from elliot_visual.tuning.search import best_trial, search
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,15 @@ class TrialOutcome:
     training: list[TrainingResult] = field(default_factory=list)
     recommendations: PublicLists | None = None
     artifacts: dict[str, Any] = field(default_factory=dict)  # the model's describe() (e.g. TVBPR's trends)
+    failed: str | None = None  # why training diverged; the trial tables show it in a 'failed' column
+
+
+def failed_trial(name: str, params: HyperParams, error: TrainingDivergedError, cutoffs: list[int]) -> TrialOutcome:
+    """A diverged configuration, kept in the study as failed: the worst loss, no metric values."""
+    reason = " ".join(str(error).split())  # one line: it is a TSV cell
+    return TrialOutcome(name=name, params=params, loss=float("inf"), best_iteration=None, validation={},
+                        test=EvaluationResult(values={k: {"failed": reason} for k in cutoffs}, recommendations=None),
+                        failed=reason)
 
 
 @dataclass
@@ -144,15 +156,27 @@ def tune_and_evaluate(spec: ModelSpec, folds: list[list[Interactions]], settings
         if validation_folds[0].validation is None:
             log.warning("%s: no validation split; selecting on the test set as Elliot does", spec.key)
         trials: list[TrialOutcome] = []
+        dimensions = [parse_dimension(name, values) for name, values in spec.search.items()]
+        planned = (spec.meta.hyper_max_evals or grid_size(dimensions) or 1) if dimensions else 1
+        started = time.monotonic()
 
         def objective(point: dict[str, Any]) -> float:
-            params = cls.Params(**{**spec.params, **point})
-            outcome = _run_trial(cls, params, loader, spec, validation_folds, task, selection, features, device,
-                                 paths)
+            try:
+                params = cls.Params(**{**spec.params, **point})
+            except ValidationError as error:
+                item = error.errors(include_url=False)[0]
+                raise ValueError(f"experiment.models.{spec.key}.{'.'.join(map(str, item['loc']))}: the search "
+                                 f"produced {point}, which is invalid: {item['msg']}") from None
+            _log_study_progress(spec.key, len(trials) + 1, planned, started)
+            try:
+                outcome = _run_trial(cls, params, loader, spec, validation_folds, task, selection, features,
+                                     device, paths)
+            except TrainingDivergedError as error:  # recorded as failed; the study goes on
+                outcome = failed_trial(cls.report_name(params, loader), params, error, settings.evaluation.cutoffs)
+                log.warning("%s: trial failed and is recorded as such: %s", outcome.name, outcome.failed)
             trials.append(outcome)
             return outcome.loss
 
-        dimensions = [parse_dimension(name, values) for name, values in spec.search.items()]
         if dimensions:
             found = search(dimensions, objective, spec.meta.hyper_opt_alg, spec.meta.hyper_max_evals,
                            seed=settings.random_seed)
@@ -160,12 +184,23 @@ def tune_and_evaluate(spec: ModelSpec, folds: list[list[Interactions]], settings
         else:
             objective({})
             index = 0
+        if all(t.failed for t in trials):
+            raise TrainingDivergedError(spec.key, 0, float("inf"), f"every one of its {len(trials)} trials diverged "
+                                        f"(first: {trials[0].failed})")
         trials[index] = chosen = with_feature_metrics(trials[index], validation_folds[-1], settings.evaluation,
                                                       features)
         per_fold.append((trials, chosen))
     trials, best = min(per_fold, key=lambda pair: pair[1].loss)
     return ModelOutcome(spec, trials, best, selection, task=task.name, table=task.table,
                         loader=loader if cls.loader_in_name else None)
+
+
+def _log_study_progress(key: str, number: int, planned: int, started: float) -> None:
+    """``VBPR: trial 3 of 9, elapsed 2:10, remaining about 4:20`` (the estimate from the trials so far)."""
+    elapsed = time.monotonic() - started
+    remaining = f", remaining about {format_seconds(elapsed / (number - 1) * (planned - number + 1))}" \
+        if number > 1 and planned >= number else ""
+    log.info("%s: trial %d of %d, elapsed %s%s", key, number, planned, format_seconds(elapsed), remaining)
 
 
 def watched_values(task: Task, selection: Selection, spec: ModelSpec) -> list[Selection]:
@@ -204,13 +239,18 @@ def _run_trial(cls: type[Recommender], params: HyperParams, loader: str, spec: M
                 checkpoint = history.parent
         config = TrainingConfig(validation_rate=spec.meta.validation_rate, early_stopping=spec.early_stopping,
                                 device=device, checkpoint_dir=checkpoint, restore=spec.meta.restore,
-                                progress=True, description=name, selection=selection.key, history_path=history)
+                                progress=True, description=name, selection=selection.key, history_path=history,
+                                verbose=spec.meta.verbose)
         training = train(model, data, config, validate, features=inputs)
         trainings.append(training)
-        losses.append(-(training.best_value if training.best_value is not None else float("-inf")))
+        if spec.meta.optimize_internal_loss:  # Elliot's get_loss: the lowest epoch loss is the trial's loss
+            losses.append(min((r.loss for r in training.history), default=float("inf")))
+        else:
+            losses.append(-(training.best_value if training.best_value is not None else float("-inf")))
         validations.append(task.evaluate(model, data, part, metrics=plain_metrics, inputs=inputs).values)
         tests.append(task.evaluate(model, data, "test", metrics=plain_metrics, inputs=inputs))
-        log.info("%s: best %s = %.5f at epoch %s", name, selection.key, -losses[-1], training.best_epoch)
+        best = float("nan") if training.best_value is None else training.best_value
+        log.info("%s: best %s = %.5f at epoch %s", name, selection.key, best, training.best_epoch)
     test = tests[-1]
     if len(tests) > 1:  # Elliot averages metrics over validation folds (np.average)
         test = EvaluationResult(values=_average([t.values for t in tests]), per_user=tests[-1].per_user,

@@ -22,6 +22,7 @@ tested); building one raises :class:`ElliotNotInstalledError`.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -38,7 +39,7 @@ from elliot_visual.features.store import FeatureStore
 from elliot_visual.models.base import DEFAULT_LOADER, Recommender, build_model, format_value
 from elliot_visual.registry import MODELS, SAMPLERS
 from elliot_visual.storage import write_bytes
-from elliot_visual.training.loop import TrainingConfig, resolve_device, train
+from elliot_visual.training.loop import EpochRecord, TrainingConfig, load_checkpoint_file, resolve_device, train
 
 REPORT_PREFIX = "EV-"
 ELLIOT_MISSING = ("Elliot is not installed, so external.{name} cannot be built. Install Elliot "
@@ -105,7 +106,7 @@ class TorchWeights:
         write_bytes(path, buffer.getvalue())
 
     def load_weights(self, path: str) -> None:
-        self.model.load_state_dict(torch.load(path, map_location=self.model.device, weights_only=True))
+        self.model.load_state_dict(load_checkpoint_file(Path(path), self.model.device))
 
 
 def interactions_from_elliot(data: Any) -> Interactions:
@@ -172,9 +173,6 @@ class ElliotAdapter(RecMixin, BaseRecommenderModel):
         base = {"seed": self._seed, "epochs": self._epochs, "batch_size": self._batch_size}
         given.update({k: v for k, v in base.items() if k in fields})
         self._hyper = self._model_cls.Params(**given)
-        if getattr(self, "_optimize_internal_loss", False):
-            raise ValueError(f"external.{self.model_name}: meta.optimize_internal_loss is not supported by the "
-                             "elliot_visual adapter (epoch losses are not reported to Elliot); remove it")
         gpu = int(getattr(config, "gpu", -1))
         self._device = resolve_device(0 if gpu >= 0 else -1)  # Elliot exposes only the chosen GPU, as cuda:0
         self._interactions = interactions_from_elliot(data)
@@ -195,15 +193,17 @@ class ElliotAdapter(RecMixin, BaseRecommenderModel):
             self._recommender.fit(self._interactions)
             self.evaluate()
             return None
-        events = [0]
+        last: list[EpochRecord] = []
 
         def validate(_: Recommender) -> float:
-            events[0] += 1
-            self.evaluate(events[0] * self._validation_rate - 1, float("nan"))
+            # Elliot's own models call evaluate(it, loss / (it + 1)) with the epoch's summed batch losses
+            it = last[-1].epoch - 1
+            self.evaluate(it, last[-1].loss / (it + 1))
             return float(self._results[-1][self._validation_k]["val_results"][self._validation_metric])
 
         config = TrainingConfig(validation_rate=int(self._validation_rate), device=self._device,
-                                progress=bool(getattr(self, "_verbose", False)), description=self.name)
+                                progress=bool(getattr(self, "_verbose", False)), description=self.name,
+                                verbose=bool(getattr(self, "_verbose", False)), on_epoch=last.append)
         train(self._recommender, self._interactions, config, validate)
         return None
 

@@ -31,13 +31,14 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def test_dataset_strategy_prefilters_binarizes_and_splits(tmp_path, capsys):
+def test_dataset_strategy_prefilters_binarizes_and_splits(tmp_path, caplog):
     path = write(tmp_path / "data.tsv", DATASET)
     exp = experiment(tmp_path, {"strategy": "dataset", "dataset_path": path},
                      prefiltering=[{"strategy": "user_k_core", "core": 2}], binarize=True,
                      splitting={"test_splitting": {"strategy": "temporal_hold_out", "leave_n_out": 1},
                                 "validation_splitting": {"strategy": "temporal_hold_out", "leave_n_out": 1}})
-    [[data]] = prepare_data(exp.data)
+    with caplog.at_level("INFO", logger="elliot_visual.data.loading"):
+        [[data]] = prepare_data(exp.data)
     # u4 (one row) is prefiltered away; u3 has no row left for train, so it is not a user
     assert data.user_ids.tolist() == ["u1", "u2"]
     assert data.item_ids.tolist() == ["i1", "i2"]
@@ -45,9 +46,12 @@ def test_dataset_strategy_prefilters_binarizes_and_splits(tmp_path, capsys):
     assert data.test.item_ids.tolist() == ["i4", "i5"]                     # u3's test row dropped with u3
     assert data.validation.item_ids.tolist() == ["i3", "i3"]
     assert data.validation.items.tolist() == [-1, -1]                      # i3 is not a train item
-    summary = capsys.readouterr().out
+    summary = caplog.text   # logged, so it reaches the run's log file
     assert "tiny: 1 test fold(s) x 1 validation fold(s)" in summary
     assert "train 2 users, 2 items, 3 interactions" in summary
+    # what Elliot does silently is said, with counts and first ids
+    assert "tiny test: dropped 1 rows of 1 users absent from train (first: u3), as Elliot does" in summary
+    assert "tiny validation: 2 rows name 1 items absent from the train catalogue (first: i3)" in summary
 
 
 def test_dataset_strategy_without_splitting_is_a_clear_error(tmp_path):

@@ -104,10 +104,15 @@ def test_visdiv_command_writes_values_per_user_values_tests_and_pictures(project
                                      ["StyleRec", "Random_seed=42", "VisDiv[global]"]]
     assert float(rows[0][3]) < 0.01
 
-    figures = project.parent.parent / "results" / "planted" / "figures"
+    figures_root = project.parent.parent / "results" / "planted" / "figures"
+    [figures] = figures_root.glob("offline_*")  # beside the run's own pictures, never over them
+    assert not list(figures_root.glob("*.png"))
     singles = sorted(figures.glob("visdiv_VisDiv_global_at10_user*.png"))
     grids = sorted(figures.glob("visdiv_user*_grid.png"))
     assert len(singles) == 4 and len(grids) == 2  # 2 sampled users x 2 models, one grid per user
+    assert {p.name.rsplit("_", 1)[1] for p in singles} == {"Random.png", "StyleRec.png"}  # short names
+    assert (figures / "models.tsv").read_text().splitlines() == [
+        "short\tmodel", "Random\tRandom_seed=42", "StyleRec\tStyleRec"]
     assert all(Image.open(g).size[0] > 1.5 * Image.open(singles[0]).size[0] for g in grids)
     assert list((project.parent.parent / "results" / "planted" / "visdiv_cache").glob("*.npy"))
     assert "StyleRec\t10\t" in capsys.readouterr().out
@@ -121,7 +126,7 @@ def test_chosen_users_are_drawn(project: Path, tmp_path: Path) -> None:
     config.write_text(text)
     recs = sorted((project.parent.parent / "results" / "planted" / "recs").glob("*.tsv"))
     assert main(["visdiv", "--config", str(config), "--recs", *map(str, recs)]) == 0
-    grids = list((tmp_path / "results" / "planted" / "figures").glob("*_grid.png"))
+    grids = list((tmp_path / "results" / "planted" / "figures").glob("offline_*/*_grid.png"))
     assert [g.name for g in grids] == ["visdiv_user3_grid.png"]
 
 

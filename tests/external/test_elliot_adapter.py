@@ -216,3 +216,39 @@ def test_launcher_without_elliot_says_how_to_install_it_or_what_to_run(tmp_path:
 
     with pytest.raises(ElliotNotInstalledError, match=r"not on PyPI: clone .*sisinflab/elliot.*start_experiments.py --config"):
         run_with_elliot(tmp_path / "config.yml")
+
+
+def test_adapter_hands_elliot_the_epochs_real_loss(fake_elliot, tmp_path: Path) -> None:
+    external = _load_external()
+    config = SimpleNamespace(gpu=-1, path_output_rec_weight=str(tmp_path / "weights"))
+    model = external.VBPR(_elliot_data(tmp_path), config, _params(epochs=3, batch_size=2, factors=3, factors_d=2,
+                                                                  lr=0.01, meta={"validation_rate": 1}))
+    model.train()
+    losses = model._losses
+    assert len(losses) == 3 and all(np.isfinite(losses)) and all(v > 0 for v in losses)
+    # Elliot's models pass loss / (it + 1) of the epoch's summed batch losses (per-pair BPR starts near
+    # log 2, and a batch sums its pairs): the order of batches x pairs x log 2, not NaN
+    batches = -(-model._interactions.transactions // 2)
+    assert 0.5 * batches * np.log(2) < losses[0] < 2 * 2 * batches * np.log(2)
+    assert losses[1] != losses[0]
+
+
+def test_launcher_merges_entries_sharing_a_name_as_the_native_engine_does(fake_elliot, tmp_path: Path) -> None:
+    from elliot_visual.elliot_launcher import run_with_elliot
+
+    run_with_elliot(tmp_path / "config.yml")
+    loaders = fake_elliot.loaders
+    for item in ("B01", "B02"):
+        write_npy(tmp_path / "vec" / f"{item}.npy", np.ones(3, np.float32))
+        write_npy(tmp_path / "maps" / f"{item}.npy", np.ones((2, 2, 3), np.float32))
+    vectors = loaders.FeatureVectors({"ann"}, {"B01", "B02"}, SimpleNamespace(
+        dataloader="FeatureVectors", name="resnet", path=str(tmp_path / "vec")), logger=None)
+    maps = loaders.FeatureMaps({"ann"}, {"B01", "B02"}, SimpleNamespace(
+        dataloader="FeatureMaps", name="resnet", path=str(tmp_path / "maps")), logger=None)
+    kept = maps.create_namespace()   # Elliot keeps the last namespace of a name: it holds both entries' kinds
+    assert kept.__name__ == vectors.create_namespace().__name__ == "resnet"
+    assert {"visual_features", "visual_feat_map_features"} <= set(kept.elliot_visual_sources)
+    from elliot_visual.features.sources import FeatureError
+    with pytest.raises(FeatureError, match="namespace 'resnet' already has visual_features"):
+        loaders.FeatureVectors({"ann"}, {"B01"}, SimpleNamespace(dataloader="FeatureVectors", name="resnet",
+                                                                path=str(tmp_path / "vec")), logger=None)

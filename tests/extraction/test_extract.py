@@ -273,3 +273,17 @@ def test_cli_extract_runs_the_extraction_blocks_of_an_experiment_config(
     config.write_text(EXPERIMENT.format(batch_size=0))
     assert main_extract(["--config", str(config)]) == 2
     assert "batch_size" in capsys.readouterr().err
+
+
+def test_a_folder_without_one_decodable_image_is_a_clean_error_leaving_no_partial_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    for item in ("a", "b"):
+        (images / f"{item}.jpg").write_bytes(b"not a jpeg")
+    code = main_extract(["--images", str(images), "--backbone", "efficientnet_lite0", "--layers", "pooled",
+                         "--weights", "random", "--output", str(tmp_path / "out"), "--workers", "0",
+                         "--no-progress"])
+    assert code == 2
+    assert "none of the 2 images could be decoded" in capsys.readouterr().err
+    assert not list((tmp_path / "out").rglob(".partial-*"))   # a rerun after fixing the images starts afresh

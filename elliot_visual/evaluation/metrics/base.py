@@ -47,9 +47,11 @@ class Metric:
     Wilcoxon (False for system-wide figures such as AUC, ItemCoverage, Gini, as in Elliot).
     ``needs_positions``: it reads full-rank positions of relevant items (AUC, GAUC).
     ``needs_features``: it reads ``ctx.features`` (item-aligned side information).
+    ``higher_is_better``: the direction a summary table marks as best (False for popularity bias: ARP).
     """
 
     name: ClassVar[str] = ""
+    higher_is_better: ClassVar[bool] = True
     per_user_stats: ClassVar[bool] = True
     needs_positions: ClassVar[bool] = False
     needs_features: ClassVar[bool] = False

@@ -46,6 +46,8 @@ class ARP(Metric):
     YAML: ``simple_metrics: [ARP]``
     """
 
+    higher_is_better = False  # the popularity of what is recommended: lower is less popularity bias
+
     def compute(self, ctx: RankingContext, k: int) -> MetricValue:
         items = ctx.items[:, :k]
         pop = np.where(items >= 0, ctx.item_popularity[np.maximum(items, 0)], 0).sum(axis=1)

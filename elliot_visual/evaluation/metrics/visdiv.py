@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from tqdm.auto import tqdm
+from elliot_visual.progress import progress as progress_bar
 
 from elliot_visual.data.interactions import Interactions
 from elliot_visual.evaluation.metrics.base import Metric, MetricValue, RankingContext, register_metric
@@ -65,6 +65,9 @@ def feature_key(loader: str, kind: str) -> str:
 # --------------------------------------------------------------------------------------------
 # Settings
 # --------------------------------------------------------------------------------------------
+MAX_FIGURE_SAMPLE = 50
+
+
 @dataclass(frozen=True)
 class TSNESettings:
     """One t-SNE run's settings. ``max_iter`` counts every iteration, the 250 early-exaggeration
@@ -122,7 +125,8 @@ class VisDivOptions(BaseModel):
     n_jobs: int = -1
     cache_folder: Path | None = None
     figure_users: list[str] = Field(default_factory=list)
-    figure_sample: int = Field(3, ge=0)
+    # Pictures are drawn one per sampled user and model: more than a page of them is a typo (and hours).
+    figure_sample: int = Field(3, ge=0, le=MAX_FIGURE_SAMPLE)
     figure_seed: int = 42
     label: str | None = None
 
@@ -338,8 +342,8 @@ def per_user_projections(features: np.ndarray, positives: Sequence[np.ndarray], 
         # Slices are small (hundreds of rows): pickling beats joblib's memory-mapping of each one.
         maps = Parallel(n_jobs=settings.n_jobs, max_nbytes=None, return_as="generator")(jobs)
     return [np.asarray(xy, dtype=np.float64) for xy in
-            tqdm(maps, total=len(positives), desc="VisDiv t-SNE per user", unit="user",
-                 disable=not progress, leave=False)]
+            progress_bar(maps, total=len(positives), desc="VisDiv t-SNE per user", unit="user",
+                 enabled=progress)]
 
 
 def features_fingerprint(features: np.ndarray) -> str:

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import numpy as np
 from PIL import Image
 from pydantic import BeforeValidator
-from tqdm.auto import tqdm
+from elliot_visual.progress import progress as progress_bar
 
 from elliot_visual.extraction.images import ImageDecodeError, load_rgb
 from elliot_visual.features.loaders.base import FeatureLoader, LoaderOptions
@@ -67,8 +67,8 @@ class ImageFolderSource(FeatureSource):
             out[row] = np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
 
         with ThreadPoolExecutor(self.workers) as pool:
-            list(tqdm(pool.map(decode, range(len(items))), total=len(items), desc="decoding images",
-                      unit="img", leave=False, disable=len(items) < 500))
+            list(progress_bar(pool.map(decode, range(len(items))), total=len(items), desc="decoding images",
+                      unit="img", enabled=len(items) >= 500))
         return out
 
 

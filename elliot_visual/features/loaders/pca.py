@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from elliot_visual.features.loaders.base import FeatureLoader, LoaderOptions
-from elliot_visual.features.sources import FeatureError, FeatureSource, as_float32, open_array_source
+from elliot_visual.features.sources import FeatureError, FeatureSource, as_float32, check_finite, open_array_source
 from elliot_visual.registry import FEATURE_LOADERS
 from elliot_visual.storage import pca_projection_cache, write_bytes
 
@@ -41,6 +41,7 @@ class PCASource(FeatureSource):
 
     def load(self, items: np.ndarray, train_mask: np.ndarray) -> np.ndarray:
         vectors = as_float32(self.base.load(items, train_mask))
+        check_finite(vectors, items, self.base.origin)  # before the PCA fit, which would fail on them opaquely
         fit_rows = np.flatnonzero(train_mask)
         if fit_rows.size == 0:
             raise FeatureError(f"{self.origin}: no train item to fit the PCA on")
