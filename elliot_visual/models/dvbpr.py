@@ -99,7 +99,7 @@ class DVBPR(Recommender):
 
     def loss(self, batch: Triples) -> Tensor:
         u, i, j = batch.users, batch.pos, batch.neg
-        theta = self.Tu[u]
+        theta = self.rows(self.Tu, u)
         embedded = self.embed(self.images[torch.cat([i, j])], dropout=self.training)
         x_uij = (theta * (embedded[:len(i)] - embedded[len(i):])).sum(1)
         return bpr_loss(x_uij) + self.params.lambda_1 * l2(theta) + self.params.lambda_2 * l2(*self.cnn_weights())

@@ -27,6 +27,7 @@ from elliot_visual.config.schema import EarlyStopping
 from elliot_visual.registry import SAMPLERS
 from elliot_visual.storage import write_bytes
 from elliot_visual.training.history import write_history
+from elliot_visual.training.optimizers import OptimizerName, build_optimizer
 
 if TYPE_CHECKING:  # annotations only: the loop itself imports no model or data module, so that
     # fine-tuning in extraction/ can use it without a circle through models/ and features/
@@ -45,7 +46,8 @@ class TrainingConfig:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     checkpoint_dir: Path | None = None
     restore: bool = False
-    amp: bool = True
+    amp: bool = False  # bfloat16 autocast on CUDA; off as in Elliot, which trains in float32
+    optimizer: OptimizerName = "adam"  # see training.optimizers
     progress: bool = True
     description: str = ""
     selection: str | None = None  # key of the selection value when ``validate`` returns a mapping
@@ -96,7 +98,8 @@ def set_cpu_threads(threads: int | None) -> None:
 
     Why: on a shared machine, idle-spinning worker threads make the tiny matrix products of small
     models many times slower (the demo: 117 s with torch's default of 2 threads against 41 s with
-    one, measured side by side on a loaded 2-core machine).
+    one, measured side by side on a loaded 2-core machine; a VBPR step: 6 ms against 340 ms,
+    ``benchmarks/train_step.py``), hence the config's default of one thread.
     """
     if threads is not None:
         torch.set_num_threads(int(threads))
@@ -132,11 +135,6 @@ def should_stop(rule: EarlyStopping | None, observations: list[float]) -> bool:
         if improvement > margin and beats_baseline:
             return False
     return True
-
-
-def _optimizer(model: Recommender) -> torch.optim.Optimizer:
-    """The model's optimizer (``Recommender.configure_optimizer``: fused Adam at ``params.lr`` unless overridden)."""
-    return model.configure_optimizer()
 
 
 def build_sampler(model: Recommender, data: Interactions, features: Mapping[str, torch.Tensor] | None = None) -> Any:
@@ -231,8 +229,9 @@ def run_epochs(model: nn.Module, sampler: BatchSource, epochs: int, config: Trai
                between_epochs: Callable[[int], None] | None = None) -> TrainingResult:
     """The epoch loop every trainable network shares (recommenders, fine-tuned backbones).
 
-    ``model`` is any ``nn.Module`` with ``loss(batch) -> Tensor`` and ``configure_optimizer()``
-    (its parameter groups and their learning rates live there); it may also define
+    ``model`` is any ``nn.Module`` with ``loss(batch) -> Tensor``; its optimizer is
+    ``config.optimizer`` at its ``params.lr`` (``training.optimizers``), or the module's own
+    ``configure_optimizer()`` when it has one (a fine-tuned backbone's per-layer learning rates); it may also define
     ``trainable_parameters()``, the only parameters trained: every other one is frozen while the
     loop runs and the flags are restored afterwards. Mode switches go through the module's own
     ``train()``/``eval()`` (a network keeping batch-norm statistics frozen overrides ``train``).
@@ -244,7 +243,7 @@ def run_epochs(model: nn.Module, sampler: BatchSource, epochs: int, config: Trai
     model.to(config.device)
     result = TrainingResult(history_path=config.history_path)
     with _frozen_except(model):
-        optimizer = _optimizer(model)
+        optimizer = build_optimizer(model, config.optimizer)
         start_epoch, best_state = 1, None
         state = _load_checkpoint(config) if config.restore else None
         if state is not None:

@@ -204,7 +204,8 @@ def _run_trial(cls: type[Recommender], params: HyperParams, loader: str, spec: M
                 checkpoint = history.parent
         config = TrainingConfig(validation_rate=spec.meta.validation_rate, early_stopping=spec.early_stopping,
                                 device=device, checkpoint_dir=checkpoint, restore=spec.meta.restore,
-                                progress=True, description=name, selection=selection.key, history_path=history)
+                                progress=True, description=name, selection=selection.key, history_path=history,
+                                amp=exp.amp, optimizer=spec.meta.optimizer)
         training = train(model, data, config, validate, features=inputs)
         trainings.append(training)
         losses.append(-(training.best_value if training.best_value is not None else float("-inf")))

@@ -16,6 +16,7 @@ from elliot_visual.models.deepstyle import DeepStyle
 from elliot_visual.models.dvbpr import DVBPR
 from elliot_visual.models.pairwise import glorot_
 from elliot_visual.models.visrank import VisRank
+from elliot_visual.models import vnpr as vnpr_module
 from elliot_visual.models.vnpr import VNPR
 from elliot_visual.models.vbpr import VBPR
 
@@ -197,6 +198,17 @@ def test_vnpr_prediction_averages_elliots_two_towers() -> None:
                 + _tower(model.tower_2, inputs(model.I_MF_2.detach().numpy()))) / 2
     np.testing.assert_allclose(model.score(torch.arange(N_USERS)).detach().numpy(), expected, rtol=1e-5, atol=1e-6)
     assert np.count_nonzero(expected) > 0
+
+
+def test_vnpr_scores_are_the_same_when_computed_in_many_user_groups_and_item_blocks(monkeypatch) -> None:
+    model = _vnpr()
+    for layer in [*model.tower_1, *model.tower_2]:
+        nn.init.uniform_(layer.bias, 0.1, 0.3)
+    whole = model.score(torch.arange(N_USERS)).detach()
+    monkeypatch.setattr(vnpr_module, "KERNEL_COLUMNS", 3)   # one user per group (3 hidden units)
+    monkeypatch.setattr(vnpr_module, "SCORE_BUDGET", 6)     # two items per block
+    torch.testing.assert_close(model.score(torch.arange(N_USERS)).detach(), whole)
+    assert whole.abs().sum() > 0
 
 
 def test_vnpr_gradients_match_finite_differences_with_one_and_two_towers() -> None:
