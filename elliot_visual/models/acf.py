@@ -34,12 +34,13 @@ class ACF(Recommender):
     every attention tensor is that much larger. Because W_x x̄_l = Σ_m β x_lm W_x, the maps are
     projected once per distinct item of the batch and never materialised per (user, item).
 
-    Deviations, each stated: (1) Elliot's item-level softmax runs over a singleton axis (every α is
-    1) and its sum broadcasts over the wrong axis; here α is the paper's softmax over R(u).
-    (2) Cold items (no train interaction) have untrained v_i, so none of ACF's terms can rank
-    them; their v_i is imputed at scoring time as the similarity-weighted mean of the v of their
-    ``cold_neighbours`` visually nearest train items (cosine of region-averaged maps). Set
-    ``cold_neighbours: 0`` for Elliot's behaviour; warm items are unaffected either way.
+    As in Elliot, α is the paper's softmax over R(u): the item-level weights of a user sum to one
+    (Elliot takes the softmax over the items axis of its one-user batches; here over each user's
+    packed pairs, the same values). The one deviation: cold items (no train interaction) have
+    untrained v_i, so none of ACF's terms can rank them; their v_i is imputed at scoring time as
+    the similarity-weighted mean of the v of their ``cold_neighbours`` visually nearest train
+    items (cosine of region-averaged maps). Set ``cold_neighbours: 0`` for Elliot's behaviour;
+    warm items are unaffected either way.
 
     YAML::
 

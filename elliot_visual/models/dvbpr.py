@@ -29,7 +29,10 @@ class DVBPR(Recommender):
 
     GPU-aware: images stay on the model's device as uint8 (a quarter of float32), only the batch is
     widened; the item side of a score is Φ(X_i) with dropout off, which evaluation embeds once
-    per evaluation in blocks of ``batch_eval`` images. Deviation from the paper: Adam, as in Elliot.
+    per evaluation in blocks of ``batch_eval`` images. As in Elliot (Keras layers): kernels
+    Glorot-uniform, biases zero, and the first convolution pads ``'same'`` (TensorFlow's rule:
+    output ceil(H / 4), the odd pixel of padding at the bottom/right); the later convolutions pad
+    to keep their size, as ``'same'`` does at stride 1. Deviation from the paper: Adam, as in Elliot.
 
     YAML::
 
@@ -71,6 +74,7 @@ class DVBPR(Recommender):
         self.Tu = glorot(n_users, params.factors)
         c1, c2 = params.conv_channels
         self.conv = nn.Sequential(
+            same_padding(images.shape[2:], kernel=11, stride=4),
             nn.Conv2d(3, c1, 11, stride=4), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
             nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
             nn.Conv2d(c2, c2, 3, padding=1), nn.ReLU(),
@@ -81,6 +85,10 @@ class DVBPR(Recommender):
             flat = self.conv(torch.zeros(1, *images.shape[1:], device="meta")).shape[1]
         self.fc = nn.ModuleList([nn.Linear(flat, params.fc_units), nn.Linear(params.fc_units, params.fc_units),
                                  nn.Linear(params.fc_units, params.factors)])
+        for layer in [*self.conv, *self.fc]:  # Keras defaults, as Elliot's layers: Glorot kernels, zero biases
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
         self._dropout = SeededDropout(params.seed)
 
     def embed(self, images: Tensor, dropout: bool) -> Tensor:
