@@ -213,6 +213,10 @@ class EarlyStopping(Strict):
     rel_delta: float = 0.0
     baseline: float | None = None
     verbose: bool = False
+    # Not an Elliot key. ``worse_in_a_row`` is Elliot's rule; ``since_best`` is the rule the
+    # Elliot-Reproducible-VRSs fork hard-codes in its visual models (the CNNs-in-VRSs study):
+    # stop once ``patience`` validation events passed without beating the best value so far.
+    rule: Literal["worse_in_a_row", "since_best"] = "worse_in_a_row"
 
 
 class Meta(Strict):

@@ -119,6 +119,10 @@ def resolve_device(gpu: int) -> torch.device:
 def should_stop(rule: EarlyStopping | None, observations: list[float]) -> bool:
     """Elliot's early-stopping rule: the last ``patience`` consecutive changes all got worse.
 
+    With ``rule: since_best`` (the VRS fork's hard-coded rule) it stops instead once ``patience``
+    events followed the best one (the first of equal bests) without beating it by more than
+    ``min_delta`` / ``rel_delta`` (``baseline`` belongs to Elliot's rule only).
+
     ``observations`` are the monitored values at each validation event. Worse means lower for a
     ``max`` monitor (metrics) and higher for ``min`` (loss), beyond ``min_delta`` / ``rel_delta``;
     a ``baseline`` also counts any observation not beating it as worse.
@@ -127,6 +131,12 @@ def should_stop(rule: EarlyStopping | None, observations: list[float]) -> bool:
         return False
     mode = rule.mode if rule.mode != "auto" else ("min" if rule.monitor == "loss" else "max")
     sign = 1.0 if mode == "max" else -1.0
+    if rule.rule == "since_best":  # the fork's: `patience` events since the best, none beating it
+        best, best_at = sign * observations[0], 0
+        for n, value in enumerate(observations[1:], start=1):
+            if sign * value - best > max(rule.min_delta, abs(best) * rule.rel_delta):
+                best, best_at = sign * value, n
+        return len(observations) - 1 - best_at >= rule.patience
     recent = [sign * v for v in observations[-(rule.patience + 1):]]
     for before, after in zip(recent, recent[1:]):
         improvement = after - before
