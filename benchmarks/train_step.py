@@ -30,6 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from elliot_visual.data.interactions import HeldOut, Interactions
 from elliot_visual.data.samplers import BPRSampler
 from elliot_visual.models.base import Recommender, build_model
 from elliot_visual.models.bprmf import BPRMF
@@ -37,13 +38,18 @@ from elliot_visual.models.vbpr import VBPR
 from elliot_visual.training.optimizers import build_optimizer
 
 
-def random_train(n_users: int, n_items: int, per_user: int, seed: int = 0) -> sp.csr_matrix:
-    """(n_users, n_items) binary CSR with ``per_user`` distinct random items per user."""
+def random_train(n_users: int, n_items: int, per_user: int, seed: int = 0) -> Interactions:
+    """A split whose train part has ``per_user`` distinct random items per user (no held-out rows)."""
     rng = np.random.default_rng(seed)
     cols = np.argsort(rng.random((n_users, n_items)), axis=1)[:, :per_user] if n_items <= 4096 else \
         np.stack([rng.choice(n_items, per_user, replace=False) for _ in range(n_users)])
     rows = np.repeat(np.arange(n_users), per_user)
-    return sp.csr_matrix((np.ones(rows.shape[0], np.float32), (rows, cols.ravel())), shape=(n_users, n_items))
+    train = sp.csr_matrix((np.ones(rows.shape[0], np.float32), (rows, cols.ravel())), shape=(n_users, n_items))
+    empty = np.zeros(0, dtype=np.int64)
+    return Interactions(name="random", user_ids=np.arange(n_users).astype(str).astype(object),
+                        item_ids=np.arange(n_items).astype(str).astype(object), train=train,
+                        test=HeldOut(users=empty, items=empty, item_ids=np.zeros(0, dtype=object),
+                                     ratings=np.zeros(0)))
 
 
 def cases() -> list[tuple[str, type[Recommender], object, int, int, int, dict]]:

@@ -106,7 +106,7 @@ def run_variant(args: argparse.Namespace) -> dict:
     loss_name, optimizer_name = VARIANTS[args.variant]
     optimizer = torch.optim.Adam(model.parameters(), lr=float(params.lr)) if optimizer_name == "adam" else \
         build_optimizer(model, "adam" if optimizer_name == "fused" else optimizer_name)
-    sampler = BPRSampler(data.train, args.batch_size, seed=0)
+    sampler = BPRSampler(data, args.batch_size, seed=0)
     loss_fn = LOSSES[loss_name]
     first = sampler.sample(args.batch_size).to(device)
     reference = float(VBPR.loss(model, first))
@@ -127,7 +127,7 @@ def run_variant(args: argparse.Namespace) -> dict:
     peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else \
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     sampling_start = time.perf_counter()
-    for _, _batch in zip(range(steps), BPRSampler(data.train, args.batch_size, seed=1).epoch()):
+    for _, _batch in zip(range(steps), BPRSampler(data, args.batch_size, seed=1).epoch()):
         pass
     sampling = time.perf_counter() - sampling_start
     scale = sampler.batches_per_epoch() / steps

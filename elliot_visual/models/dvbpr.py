@@ -118,3 +118,13 @@ class DVBPR(Recommender):
 
     def score_items(self, users: Tensor, items: Tensor) -> Tensor:
         return self.Tu[users] @ items.to(self.Tu.dtype).T
+
+
+def same_padding(size: tuple[int, ...] | torch.Size, kernel: int, stride: int) -> nn.ZeroPad2d:
+    """Zero padding reproducing TensorFlow's ``padding='same'`` for a strided convolution on (H, W)
+    inputs: output ceil(H / stride), the total padding split with the extra pixel after."""
+    pads = []
+    for length in (int(size[1]), int(size[0])):  # ZeroPad2d takes (left, right, top, bottom)
+        total = max((-(-length // stride) - 1) * stride + kernel - length, 0)
+        pads += [total // 2, total - total // 2]
+    return nn.ZeroPad2d(tuple(pads))

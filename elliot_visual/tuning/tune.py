@@ -52,6 +52,7 @@ class TuningSettings:
     top_k: int
     gpu: int = -1
     random_seed: int = 42
+    amp: bool = False  # bfloat16 autocast when training on CUDA (the experiment's ``amp`` key)
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def tune_and_evaluate(spec: ModelSpec, folds: list[list[Interactions]], settings
         def objective(point: dict[str, Any]) -> float:
             params = cls.Params(**{**spec.params, **point})
             outcome = _run_trial(cls, params, loader, spec, validation_folds, task, selection, features, device,
-                                 paths)
+                                 paths, amp=settings.amp)
             trials.append(outcome)
             return outcome.loss
 
@@ -181,7 +182,8 @@ def watched_values(task: Task, selection: Selection, spec: ModelSpec) -> list[Se
 
 def _run_trial(cls: type[Recommender], params: HyperParams, loader: str, spec: ModelSpec,
                validation_folds: list[Interactions], task: Task, selection: Selection,
-               features: FeatureProvider, device: torch.device, paths: ResultPaths | None) -> TrialOutcome:
+               features: FeatureProvider, device: torch.device, paths: ResultPaths | None, *,
+               amp: bool = False) -> TrialOutcome:
     name = cls.report_name(params, loader)
     watched = watched_values(task, selection, spec)
     # Feature-reading metrics (VisDiv: t-SNE per user) select nothing and cost far more than the others,
@@ -205,7 +207,7 @@ def _run_trial(cls: type[Recommender], params: HyperParams, loader: str, spec: M
         config = TrainingConfig(validation_rate=spec.meta.validation_rate, early_stopping=spec.early_stopping,
                                 device=device, checkpoint_dir=checkpoint, restore=spec.meta.restore,
                                 progress=True, description=name, selection=selection.key, history_path=history,
-                                amp=exp.amp, optimizer=spec.meta.optimizer)
+                                amp=amp, optimizer=spec.meta.optimizer)
         training = train(model, data, config, validate, features=inputs)
         trainings.append(training)
         losses.append(-(training.best_value if training.best_value is not None else float("-inf")))

@@ -16,7 +16,8 @@ from elliot_visual.models.vbpr import VBPR
 from elliot_visual.training.loop import TrainingConfig, train
 from elliot_visual.training.optimizers import LazyAdam, build_optimizer
 
-BATCH = Triples(torch.tensor([0, 1, 1]), torch.tensor([2, 3, 3]), torch.tensor([4, 0, 0]))
+BATCH = Triples(torch.tensor([0, 1, 1]), torch.tensor([2, 3, 3]), torch.tensor([4, 0, 0]),
+                torch.full((3,), float("nan"), dtype=torch.float64))
 
 
 def _vbpr(sparse_optimizer: str) -> tuple[VBPR, torch.optim.Optimizer]:

@@ -49,9 +49,9 @@ def _run(project: Path, monkeypatch, top: str = "", meta: str = "") -> tuple[lis
     configs, optimizers = [], []
     original_train, original_build = tune.train, loop.build_optimizer
 
-    def recording_train(model, data, config, validate=None):
+    def recording_train(model, data, config, validate=None, **keywords):
         configs.append(config)
-        return original_train(model, data, config, validate)
+        return original_train(model, data, config, validate, **keywords)
 
     def recording_build(model, name="adam"):
         optimizers.append(original_build(model, name))
