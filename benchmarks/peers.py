@@ -167,10 +167,10 @@ def main() -> None:
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         if args.only in (None, "vbpr"):
             print(f"\nVBPR, planted 2000 x 2000, 512-d, batch 256, {args.epochs} epochs")
-            print(pd.DataFrame(vbpr_rows(args.epochs, args.seed)).fillna("").to_string(index=False))
+            print(pd.DataFrame(vbpr_rows(args.epochs, args.seed)).astype(object).fillna("").to_string(index=False))
         if args.only in (None, "bprmf"):
             print("\nBPR-MF, Amazon Baby 5-core (MMRec split), test Recall@20")
-            print(pd.DataFrame(bprmf_rows(args.baby, args.seed)).fillna("").to_string(index=False))
+            print(pd.DataFrame(bprmf_rows(args.baby, args.seed)).astype(object).fillna("").to_string(index=False))
     print(f"\nuptime after: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
 
 
