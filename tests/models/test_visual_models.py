@@ -270,7 +270,7 @@ def test_dvbpr_layers_start_as_keras_does_glorot_kernels_and_zero_biases() -> No
     bound = (6 / (3 * 121 + 2 * 121)) ** 0.5  # Keras: fan_in = 3 * 11 * 11, fan_out = 2 * 11 * 11
     assert float(first.weight.detach().abs().max()) <= bound and float(first.weight.detach().abs().max()) > 0.8 * bound
     layers = [m for m in [*model.conv, *model.fc] if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    assert len(layers) == 8 and all(float(m.bias.abs().max()) == 0 for m in layers)
+    assert len(layers) == 8 and all(float(m.bias.detach().abs().max()) == 0 for m in layers)
 
 
 def test_dvbpr_item_embeddings_are_recomputed_after_the_weights_change() -> None:
