@@ -23,7 +23,10 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 -q tests
 
 benchmarks: $(STAMP)
-	$(PY) benchmarks/ranking.py
+	$(PY) -m benchmarks.ranking
+	$(PY) -m benchmarks.train_step
+	$(PY) -m benchmarks.vnpr_score
+	$(PY) -m benchmarks.peers
 	$(PY) benchmarks/vbpr_epoch.py
 	$(PY) benchmarks/extract.py
 	$(PY) benchmarks/visdiv.py --quick

@@ -18,7 +18,7 @@ setup(
         "numpy>=1.26",
         "scipy>=1.11",
         "pandas>=2.1",
-        "scikit-learn>=1.4",
+        "scikit-learn>=1.5",  # TSNE(max_iter=) appeared in 1.5
         "hyperopt>=0.2.7",
         "pydantic>=2.6",
         "PyYAML>=6.0",

@@ -39,6 +39,7 @@ from elliot_visual.extraction.taps import TapModule  # noqa: E402
 from elliot_visual.models.aggregation import (AveragePoolingModel, NeuralAggregationModel,  # noqa: E402
                                               NeuralAggregationParams, SetCategoryParams)
 from elliot_visual.models.base import build_model  # noqa: E402
+from elliot_visual.training.optimizers import build_optimizer  # noqa: E402
 
 N_ITEMS, DIM, LABELS, BATCH_USERS = 5000, 1024, 60, 64
 
@@ -82,7 +83,7 @@ def stage_two(device: torch.device, steps: int, repeats: int) -> list[tuple[str,
             ("NeuralAggregation blocks=2 +CG", NeuralAggregationModel,
              NeuralAggregationParams(blocks=2, context_gating=True))]:
         model = build_model(cls, params, 1, N_ITEMS, features).to(device)
-        optimizer = model.configure_optimizer()
+        optimizer = build_optimizer(model, "adam")
         counter = iter(range(10**9))
 
         def train_step() -> None:

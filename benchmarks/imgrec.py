@@ -36,6 +36,7 @@ from elliot_visual.models.base import build_model
 from elliot_visual.models.imgrec import ImgRecEtE, ImgRecFT
 from elliot_visual.models.vbpr import VBPR
 from elliot_visual.training.loop import build_sampler
+from elliot_visual.training.optimizers import build_optimizer
 
 
 def random_data(n_interactions: int, n_users: int, n_items: int, seed: int = 0) -> Interactions:
@@ -58,7 +59,7 @@ def time_steps(model: torch.nn.Module, data: Interactions, steps: int, device: t
     """(seconds per step, batches per epoch) over ``steps`` training steps, sampling included."""
     model.to(device).train()
     sampler = build_sampler(model, data)
-    optimizer = model.configure_optimizer()
+    optimizer = build_optimizer(model, "adam")
     batches = sampler.epoch()
     amp = device.type == "cuda"
 

@@ -77,13 +77,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: the package's default)")
     parser.add_argument("--bpr-interactions", type=int, default=1_000_000)
     parser.add_argument("--bpr-batch-size", type=int, default=2048)
     parser.add_argument("--skip-ranking", action="store_true")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     if not args.skip_ranking:
         ranking_table(args)
-    bprmf_epoch_table(args)
+    if args.bpr_interactions > 0:  # 0 skips the training table
+        bprmf_epoch_table(args)
 
 
 def bprmf_epoch_table(args: argparse.Namespace) -> None:

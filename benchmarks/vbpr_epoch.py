@@ -11,8 +11,11 @@ Three ways to compute the same BPR loss, each in its own process (so peak memory
   usual way of "precomputing" the visual term (cheap when n_items < 2 * batch);
 * ``ours+adam``: elliot_visual's VBPR loss: the visual term is linear in f, so x_uij's visual
   part is (f_i − f_j)[E | β'], one (B x F)(F x (d+1)) product; rows gathered with index_select;
-* ``ours``: the same with the optimiser VBPR configures, Adam with torch's fused kernel (the same
-  update rule; on large embedding tables the dense Adam step otherwise dominates a step).
+* ``ours``: the same with the training loop's default optimiser (``meta.optimizer: adam``), Adam
+  with torch's fused kernel (the same update rule; on large embedding tables the dense Adam step
+  otherwise dominates a step);
+* ``ours+lazy_adam``: the same with ``meta.optimizer: lazy_adam``: sparse row gradients, only the
+  batch's embedding rows updated (a different optimiser from Elliot's dense Adam).
 
 The first three use torch's default Adam, as a plain training loop would.
 
@@ -42,11 +45,13 @@ from elliot_visual.data.samplers import BPRSampler, Triples
 from elliot_visual.models.base import build_model
 from elliot_visual.models.pairwise import bpr_loss, l2
 from elliot_visual.models.vbpr import VBPR
+from elliot_visual.training.optimizers import build_optimizer
 
 # (loss, optimizer): "adam" is torch's default Adam (what a plain loop builds), "fused" the fused
-# kernel VBPR.configure_optimizer selects (same update rule).
+# kernel the training loop's default ``adam`` selects (same update rule), "lazy_adam" the opt-in
+# sparse optimizer (training/optimizers.py: only the batch's embedding rows are updated).
 VARIANTS = {"elliot-order": ("elliot-order", "adam"), "all-items": ("all-items", "adam"),
-            "ours+adam": ("ours", "adam"), "ours": ("ours", "fused")}
+            "ours+adam": ("ours", "adam"), "ours": ("ours", "fused"), "ours+lazy_adam": ("ours", "lazy_adam")}
 
 
 def synthetic(n_interactions: int, n_users: int, n_items: int, dim: int, seed: int) -> tuple[Interactions, Tensor]:
@@ -99,9 +104,9 @@ def run_variant(args: argparse.Namespace) -> dict:
     params = VBPR.Params(batch_size=args.batch_size, factors=64, factors_d=20, lr=0.001, l_w=1e-5, l_b=0)
     model = build_model(VBPR, params, data.n_users, data.n_items, {"visual_features": features}).to(device)
     loss_name, optimizer_name = VARIANTS[args.variant]
-    optimizer = model.configure_optimizer() if optimizer_name == "fused" else \
-        torch.optim.Adam(model.parameters(), lr=float(params.lr))
-    sampler = BPRSampler(data.train, args.batch_size, seed=0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(params.lr)) if optimizer_name == "adam" else \
+        build_optimizer(model, "adam" if optimizer_name == "fused" else optimizer_name)
+    sampler = BPRSampler(data, args.batch_size, seed=0)
     loss_fn = LOSSES[loss_name]
     first = sampler.sample(args.batch_size).to(device)
     reference = float(VBPR.loss(model, first))
@@ -122,7 +127,7 @@ def run_variant(args: argparse.Namespace) -> dict:
     peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else \
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     sampling_start = time.perf_counter()
-    for _, _batch in zip(range(steps), BPRSampler(data.train, args.batch_size, seed=1).epoch()):
+    for _, _batch in zip(range(steps), BPRSampler(data, args.batch_size, seed=1).epoch()):
         pass
     sampling = time.perf_counter() - sampling_start
     scale = sampler.batches_per_epoch() / steps

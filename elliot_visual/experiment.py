@@ -108,7 +108,7 @@ def _run(exp: Experiment) -> RunSummary:
     if exp.config_test:                                             # Elliot's dry run: stop before training
         log.info("config_test: every check passed; nothing trained (set config_test: False to run)")
         return RunSummary(exp, [], [], folds, features)
-    settings = TuningSettings(exp.evaluation, exp.top_k, exp.gpu, exp.random_seed)
+    settings = TuningSettings(exp.evaluation, exp.top_k, exp.gpu, exp.random_seed, amp=exp.amp)
     outcomes = [o for spec in exp.models for variant in comparison_variants(spec)  # tuning/ + training/ + evaluation/
                 if (o := tune_or_report_failure(variant, folds, settings, features, paths)) is not None]
     if not outcomes:

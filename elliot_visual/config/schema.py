@@ -216,6 +216,10 @@ class EarlyStopping(Strict):
     rel_delta: float = 0.0
     baseline: float | None = None
     verbose: bool = False
+    # Not an Elliot key. ``worse_in_a_row`` is Elliot's rule; ``since_best`` is the rule the
+    # Elliot-Reproducible-VRSs fork hard-codes in its visual models (the CNNs-in-VRSs study):
+    # stop once ``patience`` validation events passed without beating the best value so far.
+    rule: Literal["worse_in_a_row", "since_best"] = "worse_in_a_row"
 
 
 class Meta(Strict):
@@ -239,6 +243,9 @@ class Meta(Strict):
     task: str | None = None
     # Not an Elliot key: the named features a temporal model's trend figure draws (default: largest movers).
     trend_features: list[str] | None = None
+    # Not Elliot keys: ``adam`` is Elliot's dense Adam; ``lazy_adam`` updates only the embedding rows
+    # a batch touched (faster on large catalogues, a different optimiser; see training/optimizers.py).
+    optimizer: Literal["adam", "lazy_adam"] = "adam"
 
     @field_validator("restore_epoch")
     @classmethod
@@ -298,9 +305,12 @@ class Experiment(Strict):
     top_k: int = Field(10, ge=1)
     evaluation: Evaluation = Field(default_factory=Evaluation)
     gpu: int = -1
-    # Not an Elliot key: torch's CPU threads (None: torch's default, one per core). Small models train
-    # several times faster on one thread when other processes share the cores (see README).
-    threads: int | None = Field(None, ge=1)
+    # Not an Elliot key: bfloat16 mixed precision when training on CUDA (Elliot trains in float32).
+    amp: bool = False
+    # Not an Elliot key: torch's CPU threads (null: torch's default, one per core). One by default: a
+    # VBPR step takes ~6 ms on one thread and ~340 ms on two while other processes hold the cores
+    # (benchmarks/train_step.py); raise it for CNN work (DVBPR, extraction) on a machine of your own.
+    threads: int | None = Field(1, ge=1)
     external_models_path: Path | None = None
     path_output_rec_result: Path
     path_output_rec_weight: Path

@@ -305,7 +305,19 @@ def read_hierarchy(folder: str | Path) -> Folds:
 
 def _write_tsv(path: Path, frame: pd.DataFrame) -> None:
     with atomic_write(path, "w") as handle:
-        frame.to_csv(handle, sep="\t", header=False, index=False, lineterminator="\n")
+        _as_read(frame).to_csv(handle, sep="\t", header=False, index=False, lineterminator="\n")
+
+
+def _as_read(frame: pd.DataFrame) -> pd.DataFrame:
+    """Ratings written as Elliot writes them: ``2`` when every rating is a whole number (pandas read
+    the column as integers), else as floats (``4.5``, and ``2.0`` beside them), so the saved split is
+    byte-identical to Elliot's. Readers hold ratings as float64, which would print ``2.0``."""
+    if "rating" not in frame or not pd.api.types.is_float_dtype(frame["rating"]):
+        return frame
+    ratings = frame["rating"].to_numpy()
+    if np.isfinite(ratings).all() and (ratings == np.round(ratings)).all():
+        return frame.assign(rating=ratings.astype(np.int64))
+    return frame
 
 
 def _numbered_dirs(folder: Path) -> list[Path]:

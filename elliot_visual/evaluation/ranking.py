@@ -38,6 +38,8 @@ The ranking masks the returned tensor in place; a view of a model's own buffer i
 
 # Upper bound on the elements of one gathered (pairs, n_items) block when counting positions.
 _POSITION_BLOCK = 1 << 24
+# Score elements counted against at once on the CPU when counting positions (~512 KiB: in cache).
+_CACHE_BLOCK = 1 << 17
 
 
 @dataclass(frozen=True)
@@ -252,10 +254,11 @@ def _count_ranked_above(scores: Tensor, rows: np.ndarray, items: np.ndarray) -> 
     """For each (row, item) pair (rows ascending): #items scoring higher + #tied items with a lower index.
 
     sign(s_j - s_i) summed gives #above - #below and its absolute value summed gives
-    #above + #below, hence #above and #tied in two reductions. A row's first relevant item, its
-    second, ... are counted slot by slot over the whole block (no copy) while most rows have
-    that slot; the few pairs of long relevant lists are counted on gathered rows. Pairs tied
-    with another item are recounted exactly with the index rule.
+    #above + #below, hence #above and #tied in two reductions. The score rows are visited in
+    chunks of a few rows that fit in cache (``_CACHE_BLOCK`` elements): a chunk's first relevant
+    items, then its second ones, ... are counted against the chunk while it is cached, which is
+    what makes the counting cost a few passes over the scores rather than a few per relevant item.
+    Pairs tied with another item are recounted exactly with the index rule.
     """
     device = scores.device
     n_rows, n_items = scores.shape
@@ -264,23 +267,27 @@ def _count_ranked_above(scores: Tensor, rows: np.ndarray, items: np.ndarray) -> 
     own = scores[rows_t, items_t]
     above = torch.empty(rows.shape[0], dtype=torch.long, device=device)
     tied = torch.empty(rows.shape[0], dtype=torch.long, device=device)
-    slot = np.arange(rows.shape[0]) - np.searchsorted(rows, rows, side="left")
-    per_slot = np.bincount(slot, minlength=1)
-    dense_slots = int((per_slot * 4 >= n_rows).sum())  # per_slot is non-increasing: a prefix
-    if dense_slots:
-        buffer = torch.empty_like(scores)
-        for j in range(dense_slots):
-            pick = torch.as_tensor(np.flatnonzero(slot == j), device=device)
-            threshold = torch.full((n_rows, 1), torch.inf, device=device)
-            threshold[rows_t[pick], 0] = own[pick]
-            torch.sub(scores, threshold, out=buffer)
-            above[pick], tied[pick] = _above_and_tied(buffer, rows_t[pick])
-    sparse = np.flatnonzero(slot >= dense_slots)
+    first = np.searchsorted(rows, rows, side="left")
+    slot = np.arange(rows.shape[0]) - first
+    chunk_rows = max(1, _CACHE_BLOCK // n_items) if device.type == "cpu" else max(1, _POSITION_BLOCK // n_items)
+    buffer = torch.empty((min(chunk_rows, n_rows), n_items), dtype=scores.dtype, device=device)
+    bounds = np.searchsorted(rows, np.arange(0, n_rows + chunk_rows, chunk_rows))
+    for c, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        if lo == hi:
+            continue
+        row_lo = c * chunk_rows
+        block = scores[row_lo:row_lo + chunk_rows]
+        work = buffer[:block.shape[0]]
+        local = torch.as_tensor(rows[lo:hi] - row_lo, device=device)
+        chunk_slots = slot[lo:hi]
+        for j in range(int(chunk_slots.max()) + 1):
+            pick_np = np.flatnonzero(chunk_slots == j)
+            pick = torch.as_tensor(pick_np + lo, device=device)
+            threshold = torch.full((block.shape[0], 1), torch.inf, dtype=scores.dtype, device=device)
+            threshold[local[pick_np], 0] = own[pick]
+            torch.sub(block, threshold, out=work)
+            above[pick], tied[pick] = _above_and_tied(work, local[pick_np])
     chunk = max(1, _POSITION_BLOCK // n_items)
-    for lo in range(0, sparse.shape[0], chunk):
-        pick = torch.as_tensor(sparse[lo:lo + chunk], device=device)
-        gathered = scores[rows_t[pick]] - own[pick].unsqueeze(1)
-        above[pick], tied[pick] = _above_and_tied(gathered, torch.arange(pick.shape[0], device=device))
     exact = np.flatnonzero(((tied > 1) | ~torch.isfinite(own)).cpu().numpy())
     index = torch.arange(n_items, device=device).unsqueeze(0)
     for lo in range(0, exact.shape[0], chunk):

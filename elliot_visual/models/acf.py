@@ -34,12 +34,13 @@ class ACF(Recommender):
     every attention tensor is that much larger. Because W_x x̄_l = Σ_m β x_lm W_x, the maps are
     projected once per distinct item of the batch and never materialised per (user, item).
 
-    Deviations, each stated: (1) Elliot's item-level softmax runs over a singleton axis (every α is
-    1) and its sum broadcasts over the wrong axis; here α is the paper's softmax over R(u).
-    (2) Cold items (no train interaction) have untrained v_i, so none of ACF's terms can rank
-    them; their v_i is imputed at scoring time as the similarity-weighted mean of the v of their
-    ``cold_neighbours`` visually nearest train items (cosine of region-averaged maps). Set
-    ``cold_neighbours: 0`` for Elliot's behaviour; warm items are unaffected either way.
+    As in Elliot, α is the paper's softmax over R(u): the item-level weights of a user sum to one
+    (Elliot takes the softmax over the items axis of its one-user batches; here over each user's
+    packed pairs, the same values). The one deviation: cold items (no train interaction) have
+    untrained v_i, so none of ACF's terms can rank them; their v_i is imputed at scoring time as
+    the similarity-weighted mean of the v of their ``cold_neighbours`` visually nearest train
+    items (cosine of region-averaged maps). Set ``cold_neighbours: 0`` for Elliot's behaviour;
+    warm items are unaffected either way.
 
     YAML::
 
@@ -108,13 +109,13 @@ class ACF(Recommender):
         w_x = torch.cat([self.component_in["W_x"], self.item_in["W_x"]], 1)
         projected = self.feature_maps[distinct].to(w_x.dtype) @ w_x           # (S, regions, h_c + h_i)
         component_x, item_x = projected[..., :h_c], projected[..., h_c:]
-        gu = self.Gu[users]
+        gu = self.rows(self.Gu, users)
         # Component-level attention (eq. 5-6), softmax over the regions of each item.
         b = torch.relu(component_x[where] + (gu @ self.component_in["W_u"] + self.component_in["b"])[owner, None])
         beta = torch.softmax(_apply(self.component_out, b).squeeze(-1), dim=-1)          # (P, regions)
         pooled_x = (beta.unsqueeze(-1) * item_x[where]).sum(1)                           # x̄_l W_x: (P, h_i)
         # Item-level attention (eq. 3-4), softmax over each user's items.
-        v, p = self.Gi[items], self.Pi[items]
+        v, p = self.rows(self.Gi, items), self.rows(self.Pi, items)
         a = torch.relu((gu @ self.item_in["W_u"] + self.item_in["b"])[owner] + v @ self.item_in["W_v"]
                        + p @ self.item_in["W_p"] + pooled_x)
         alpha = _softmax_per_owner(_apply(self.item_out, a).squeeze(-1), owner, len(users))  # (P,)
@@ -123,9 +124,9 @@ class ACF(Recommender):
     def loss(self, batch: Triples) -> Tensor:
         u, i, j = batch.users, batch.pos, batch.neg
         pu = self.user_representation(u)
-        vi, vj = self.Gi[i], self.Gi[j]
+        vi, vj = self.rows(self.Gi, i), self.rows(self.Gi, j)
         x_uij = (pu * (vi - vj)).sum(1)
-        reg = l2(self.Gu[u], vi, vj, self.Pi[i], self.Pi[j], *self.attention_weights())
+        reg = l2(self.rows(self.Gu, u), vi, vj, self.rows(self.Pi, i), self.rows(self.Pi, j), *self.attention_weights())
         return bpr_loss(x_uij) + self.params.l_w * reg
 
     def item_factors(self) -> Tensor:

@@ -113,25 +113,12 @@ def format_value(value: Any) -> str:
     return text.replace(".", "$")
 
 
-def fused_adam(module: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    """Adam at ``lr`` over ``module``'s parameters, with torch's fused kernel where the device has one.
-
-    Same update as the default Adam (Elliot's optimiser), several times faster on large embedding
-    tables: on the CPU a dense step over 10M parameters takes ~10 ms fused against ~70 ms unfused,
-    which otherwise dominates a VBPR step.
-    """
-    params = [p for p in module.parameters() if p.requires_grad]
-    devices = {p.device.type for p in params}
-    fused = bool(params) and devices <= {"cpu", "cuda"} and all(p.is_floating_point() for p in params)
-    return torch.optim.Adam(params, lr=float(lr), fused=fused or None)
-
-
 @dataclass(frozen=True)
 class TrainingStage:
     """One stage of a model trained in stages (``Recommender.training_stages``), run by the one loop.
 
-    ``enter()`` sets the model up for the stage (which parameters train; ``configure_optimizer``
-    then builds the stage's optimizer); ``epochs`` bounds it; ``patience`` ends it when the
+    ``enter()`` sets the model up for the stage (which parameters train; the loop then builds the
+    stage's optimizer at ``learning_rate()``); ``epochs`` bounds it; ``patience`` ends it when the
     validation value got worse that many times in a row (None: the run's ``early_stopping``).
     """
 
@@ -162,6 +149,7 @@ class Recommender(nn.Module):
     uses_time: ClassVar[bool] = False
     loader_in_name: ClassVar[bool] = False
     family: ClassVar[str] = ""
+    sparse_rows: bool = False  # set by the optimizer builder; read by ``rows``
 
     def __init__(self, params: HyperParams, n_users: int, n_items: int,
                  features: Mapping[str, Tensor] | None = None) -> None:
@@ -190,9 +178,16 @@ class Recommender(nn.Module):
                 if key in states and hasattr(value, "load_generator_state"):
                     value.load_generator_state(states[key])
 
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        """Adam at ``params.lr`` as Elliot's models use (fused kernel where available); override for others."""
-        return fused_adam(self, float(getattr(self.params, "lr", 1e-3)))
+    def learning_rate(self) -> float:
+        """The learning rate the optimizer starts at: ``params.lr`` (a staged model may return its
+        stage's, e.g. ImgRec-EtE's ``finetune_lr``)."""
+        return float(getattr(self.params, "lr", 1e-3))
+
+    def rows(self, table: Tensor, index: Tensor) -> Tensor:
+        """``table[index]`` for an embedding table (n, d); its gradient is sparse when the training
+        side asked for it (``sparse_rows``, set by ``training.optimizers`` for ``lazy_adam``), so a
+        step touches only the looked-up rows instead of the whole catalogue."""
+        return torch.nn.functional.embedding(index, table, sparse=self.sparse_rows)
 
     def score(self, users: Tensor, at: Tensor | None = None) -> Tensor:
         """Scores for every catalogue item, shape (len(users), n_items); higher ranks first.

@@ -33,8 +33,8 @@ class BPRMF(Recommender):
         self.item_bias = nn.Parameter(torch.zeros(n_items))
 
     def loss(self, batch: Triples) -> Tensor:
-        p = self.user_factors[batch.users]
-        qi, qj = self.item_factors[batch.pos], self.item_factors[batch.neg]
+        p = self.rows(self.user_factors, batch.users)
+        qi, qj = self.rows(self.item_factors, batch.pos), self.rows(self.item_factors, batch.neg)
         bi, bj = self.item_bias[batch.pos], self.item_bias[batch.neg]
         x_uij = (bi - bj) + (p * (qi - qj)).sum(-1)
         reg = self.params.l_w * (p.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()) / 2 \

@@ -61,8 +61,8 @@ class DeepStyle(Recommender):
 
     def loss(self, batch: Triples) -> Tensor:
         u, i, j = batch.users, batch.pos, batch.neg
-        pu, qi, qj = self.Gu[u], self.Gi[i], self.Gi[j]
-        li, lj = self.Li[self.category[i]], self.Li[self.category[j]]
+        pu, qi, qj = self.rows(self.Gu, u), self.rows(self.Gi, i), self.rows(self.Gi, j)
+        li, lj = self.rows(self.Li, self.category[i]), self.rows(self.Li, self.category[j])
         style_diff = (self.features.index_select(0, i) - self.features.index_select(0, j)) @ self.E
         x_uij = (pu * (style_diff - (li - lj) + (qi - qj))).sum(1)
         return bpr_loss(x_uij) + self.params.l_w * l2(pu, qi, qj, li, lj)

@@ -29,7 +29,10 @@ class DVBPR(Recommender):
 
     GPU-aware: images stay on the model's device as uint8 (a quarter of float32), only the batch is
     widened; the item side of a score is Φ(X_i) with dropout off, which evaluation embeds once
-    per evaluation in blocks of ``batch_eval`` images. Deviation from the paper: Adam, as in Elliot.
+    per evaluation in blocks of ``batch_eval`` images. As in Elliot (Keras layers): kernels
+    Glorot-uniform, biases zero, and the first convolution pads ``'same'`` (TensorFlow's rule:
+    output ceil(H / 4), the odd pixel of padding at the bottom/right); the later convolutions pad
+    to keep their size, as ``'same'`` does at stride 1. Deviation from the paper: Adam, as in Elliot.
 
     YAML::
 
@@ -71,6 +74,7 @@ class DVBPR(Recommender):
         self.Tu = glorot(n_users, params.factors)
         c1, c2 = params.conv_channels
         self.conv = nn.Sequential(
+            same_padding(images.shape[2:], kernel=11, stride=4),
             nn.Conv2d(3, c1, 11, stride=4), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
             nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
             nn.Conv2d(c2, c2, 3, padding=1), nn.ReLU(),
@@ -81,6 +85,10 @@ class DVBPR(Recommender):
             flat = self.conv(torch.zeros(1, *images.shape[1:], device="meta")).shape[1]
         self.fc = nn.ModuleList([nn.Linear(flat, params.fc_units), nn.Linear(params.fc_units, params.fc_units),
                                  nn.Linear(params.fc_units, params.factors)])
+        for layer in [*self.conv, *self.fc]:  # Keras defaults, as Elliot's layers: Glorot kernels, zero biases
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
         self._dropout = SeededDropout(params.seed)
 
     def embed(self, images: Tensor, dropout: bool) -> Tensor:
@@ -99,7 +107,7 @@ class DVBPR(Recommender):
 
     def loss(self, batch: Triples) -> Tensor:
         u, i, j = batch.users, batch.pos, batch.neg
-        theta = self.Tu[u]
+        theta = self.rows(self.Tu, u)
         embedded = self.embed(self.images[torch.cat([i, j])], dropout=self.training)
         x_uij = (theta * (embedded[:len(i)] - embedded[len(i):])).sum(1)
         return bpr_loss(x_uij) + self.params.lambda_1 * l2(theta) + self.params.lambda_2 * l2(*self.cnn_weights())
@@ -110,3 +118,13 @@ class DVBPR(Recommender):
 
     def score_items(self, users: Tensor, items: Tensor) -> Tensor:
         return self.Tu[users] @ items.to(self.Tu.dtype).T
+
+
+def same_padding(size: tuple[int, ...] | torch.Size, kernel: int, stride: int) -> nn.ZeroPad2d:
+    """Zero padding reproducing TensorFlow's ``padding='same'`` for a strided convolution on (H, W)
+    inputs: output ceil(H / stride), the total padding split with the extra pixel after."""
+    pads = []
+    for length in (int(size[1]), int(size[0])):  # ZeroPad2d takes (left, right, top, bottom)
+        total = max((-(-length // stride) - 1) * stride + kernel - length, 0)
+        pads += [total // 2, total - total // 2]
+    return nn.ZeroPad2d(tuple(pads))

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from elliot_visual.data.samplers import PointwiseBatch
-from elliot_visual.models.base import PointwiseParams, Recommender, TrainingStage, fused_adam, hp, register_model
+from elliot_visual.models.base import PointwiseParams, Recommender, TrainingStage, hp, register_model
 from elliot_visual.models.pairwise import Real, glorot
 
 
@@ -278,9 +278,8 @@ class ImgRecEtE(ImgRec):
         self.stage = stage
         self._pooled = None
 
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        lr = self.params.finetune_lr if self.stage == "finetune" else self.params.lr
-        return fused_adam(self, float(lr))
+    def learning_rate(self) -> float:
+        return float(self.params.finetune_lr if self.stage == "finetune" else self.params.lr)
 
     def pooled(self, images: Tensor) -> Tensor:
         """(n, pooled_dim) CNN pooled features of uint8 images."""

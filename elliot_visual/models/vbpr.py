@@ -77,7 +77,7 @@ class VBPR(Recommender):
     def loss(self, batch: Triples) -> Tensor:
         p = self.params
         u, i, j = batch.users, batch.pos, batch.neg
-        gu, gi, gj, tu = self.Gu[u], self.Gi[i], self.Gi[j], self.Tu[u]
+        gu, gi, gj, tu = self.rows(self.Gu, u), self.rows(self.Gi, i), self.rows(self.Gi, j), self.rows(self.Tu, u)
         bi, bj = self.Bi[i], self.Bi[j]
         # (f_i - f_j) [E | β']: visual preference and visual-bias differences in one product.
         visual = (self.features.index_select(0, i) - self.features.index_select(0, j)) @ torch.cat([self.E, self.Bp], 1)

@@ -12,8 +12,10 @@ from elliot_visual.data.samplers import Triples
 from elliot_visual.models.base import IntTuple, PairwiseParams, Recommender, hp, register_model
 from elliot_visual.models.pairwise import Real, SeededDropout, bpr_loss, glorot, glorot_, l2
 
-# Upper bound on (users x items x input width) elements built at once when scoring.
-SCORE_BUDGET = 1 << 24
+# Scoring: at most this many (item, user, hidden unit) values at once, and this many users' first-layer
+# kernels side by side in one product (kept small enough to stay in cache).
+SCORE_BUDGET = 1 << 20
+KERNEL_COLUMNS = 1024
 
 
 @register_model("VNPR")
@@ -127,9 +129,9 @@ class VNPR(Recommender):
     def loss(self, batch: Triples) -> Tensor:
         p = self.params
         u, i, j = batch.users, batch.pos, batch.neg
-        um, vu = self.U_MF[u], self.U_V[u]
+        um, vu = self.rows(self.U_MF, u), self.rows(self.U_V, u)
         tower_2, items_2 = self._second()
-        qi, qj = self.I_MF_1[i], items_2[j]
+        qi, qj = self.rows(self.I_MF_1, i), self.rows(items_2, j)
         h1 = self._run(self.tower_1, torch.cat([um * qi, vu * self.features[i]], 1), self.training)
         h2 = self._run(tower_2, torch.cat([um * qj, vu * self.features[j]], 1), self.training)
         mlp = [w for tower in {id(t): t for t in (self.tower_1, tower_2)}.values() for w in tower.parameters()]
@@ -137,26 +139,36 @@ class VNPR(Recommender):
         return bpr_loss(h1 - h2) + reg
 
     def score(self, users: Tensor) -> Tensor:
-        """(len(users), n_items): the mean of the towers' outputs, dropout off, in item blocks.
+        """(len(users), n_items): the mean of the towers' outputs, dropout off, in blocks.
 
-        The first dense layer is linear in its input, so W [p_u ⊙ q_i ; v_u ⊙ f_i] is computed as
-        (W_mf ⊙ p_u) q_i + (W_v ⊙ v_u) f_i: two batched matrix products, without materialising
-        the (users x items x width) input.
+        The first dense layer is linear in its input, so W [p_u ⊙ q_i ; v_u ⊙ f_i] is
+        [q_i ; f_i] (W ⊙ [p_u ; v_u])ᵀ: for a block of items and a group of users, ONE matrix
+        product of the items' (block, k + P) rows with the group's scaled kernels side by side
+        ((k + P), group x h), without materialising the (users x items x width) input. The hidden
+        layers then run on (block x group, h) rows, the shape a plain batched MLP forward has.
+        Groups stay small (``KERNEL_COLUMNS``) so the kernels stay in cache: with all 256 users
+        of an evaluation batch side by side the product ran ~1.7x slower.
         """
         um, vu = self.U_MF[users], self.U_V[users]
-        k = um.shape[1]
         outputs = []
         for tower, items in self._towers():
             first, rest = tower[0], tower[1:]
-            user_mf = um[:, None, :] * first.weight[None, :, :k]                  # (B, h, k)
-            user_v = vu[:, None, :] * first.weight[None, :, k:]                   # (B, h, P)
-            block = max(1, SCORE_BUDGET // max(1, len(users) * first.out_features))
-            columns = []
-            for start in range(0, self.n_items, block):
-                hidden = user_mf @ items[start:start + block].T + user_v @ self.features[start:start + block].T
-                x = torch.relu(hidden + first.bias[None, :, None]).transpose(1, 2)   # (B, block, h)
-                columns.append(self._run(rest, x, dropout=False))
-            outputs.append(torch.cat(columns, 1) if columns else um.new_zeros(len(users), 0))
+            hidden = first.out_features
+            group = max(1, KERNEL_COLUMNS // hidden)
+            block = max(1, SCORE_BUDGET // (group * hidden))
+            bias = first.bias.repeat(group)
+            rows_of_users = []
+            for lo in range(0, len(users), group):
+                members = torch.cat([um[lo:lo + group], vu[lo:lo + group]], 1)           # (g, k + P)
+                g = members.shape[0]
+                kernels = (members[:, None, :] * first.weight[None]).reshape(g * hidden, -1).T  # (k + P, g h)
+                columns = []
+                for start in range(0, self.n_items, block):
+                    rows = torch.cat([items[start:start + block], self.features[start:start + block]], 1)
+                    x = torch.addmm(bias[:g * hidden], rows, kernels).relu_().view(-1, hidden)  # (block g, h)
+                    columns.append(self._run(rest, x, dropout=False).view(rows.shape[0], g).T)
+                rows_of_users.append(torch.cat(columns, 1) if columns else um.new_zeros(g, 0))
+            outputs.append(torch.cat(rows_of_users) if rows_of_users else um.new_zeros(0, self.n_items))
         return sum(outputs) / len(outputs)
 
 

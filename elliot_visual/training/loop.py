@@ -31,6 +31,7 @@ from elliot_visual.progress import progress
 from elliot_visual.registry import SAMPLERS
 from elliot_visual.storage import write_bytes
 from elliot_visual.training.history import write_history
+from elliot_visual.training.optimizers import OptimizerName, build_optimizer
 
 if TYPE_CHECKING:  # annotations only: the loop itself imports no model or data module, so that
     # fine-tuning in extraction/ can use it without a circle through models/ and features/
@@ -49,7 +50,8 @@ class TrainingConfig:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     checkpoint_dir: Path | None = None
     restore: bool = False
-    amp: bool = True
+    amp: bool = False  # bfloat16 autocast on CUDA; off as in Elliot, which trains in float32
+    optimizer: OptimizerName = "adam"  # see training.optimizers
     progress: bool = True
     description: str = ""
     selection: str | None = None  # key of the selection value when ``validate`` returns a mapping
@@ -123,7 +125,8 @@ def set_cpu_threads(threads: int | None) -> None:
 
     Why: on a shared machine, idle-spinning worker threads make the tiny matrix products of small
     models many times slower (the demo: 117 s with torch's default of 2 threads against 41 s with
-    one, measured side by side on a loaded 2-core machine).
+    one, measured side by side on a loaded 2-core machine; a VBPR step: 6 ms against 340 ms,
+    ``benchmarks/train_step.py``), hence the config's default of one thread.
     """
     if threads is not None:
         torch.set_num_threads(int(threads))
@@ -143,6 +146,10 @@ def resolve_device(gpu: int) -> torch.device:
 def should_stop(rule: EarlyStopping | None, observations: list[float]) -> bool:
     """Elliot's early-stopping rule: the last ``patience`` consecutive changes all got worse.
 
+    With ``rule: since_best`` (the VRS fork's hard-coded rule) it stops instead once ``patience``
+    events followed the best one (the first of equal bests) without beating it by more than
+    ``min_delta`` / ``rel_delta`` (``baseline`` belongs to Elliot's rule only).
+
     ``observations`` are the monitored values at each validation event. Worse means lower for a
     ``max`` monitor (metrics) and higher for ``min`` (loss), beyond ``min_delta`` / ``rel_delta``;
     a ``baseline`` also counts any observation not beating it as worse.
@@ -151,6 +158,12 @@ def should_stop(rule: EarlyStopping | None, observations: list[float]) -> bool:
         return False
     mode = rule.mode if rule.mode != "auto" else ("min" if rule.monitor == "loss" else "max")
     sign = 1.0 if mode == "max" else -1.0
+    if rule.rule == "since_best":  # the fork's: `patience` events since the best, none beating it
+        best, best_at = sign * observations[0], 0
+        for n, value in enumerate(observations[1:], start=1):
+            if sign * value - best > max(rule.min_delta, abs(best) * rule.rel_delta):
+                best, best_at = sign * value, n
+        return len(observations) - 1 - best_at >= rule.patience
     recent = [sign * v for v in observations[-(rule.patience + 1):]]
     for before, after in zip(recent, recent[1:]):
         improvement = after - before
@@ -159,11 +172,6 @@ def should_stop(rule: EarlyStopping | None, observations: list[float]) -> bool:
         if improvement > margin and beats_baseline:
             return False
     return True
-
-
-def _optimizer(model: Recommender) -> torch.optim.Optimizer:
-    """The model's optimizer (``Recommender.configure_optimizer``: fused Adam at ``params.lr`` unless overridden)."""
-    return model.configure_optimizer()
 
 
 def build_sampler(model: Recommender, data: Interactions, features: Mapping[str, torch.Tensor] | None = None) -> Any:
@@ -291,8 +299,9 @@ def run_epochs(model: nn.Module, sampler: BatchSource, epochs: int, config: Trai
                fingerprint: str | None = None) -> TrainingResult:
     """The epoch loop every trainable network shares (recommenders, fine-tuned backbones).
 
-    ``model`` is any ``nn.Module`` with ``loss(batch) -> Tensor`` and ``configure_optimizer()``
-    (its parameter groups and their learning rates live there); it may also define
+    ``model`` is any ``nn.Module`` with ``loss(batch) -> Tensor``; its optimizer is
+    ``config.optimizer`` at its ``params.lr`` (``training.optimizers``), or the module's own
+    ``configure_optimizer()`` when it has one (a fine-tuned backbone's per-layer learning rates); it may also define
     ``trainable_parameters()``, the only parameters trained: every other one is frozen while the
     loop runs and the flags are restored afterwards. Mode switches go through the module's own
     ``train()``/``eval()`` (a network keeping batch-norm statistics frozen overrides ``train``).
@@ -308,7 +317,7 @@ def run_epochs(model: nn.Module, sampler: BatchSource, epochs: int, config: Trai
     result = TrainingResult(history_path=config.history_path)
     generators = getattr(model, "generator_states", dict)
     with _frozen_except(model):
-        optimizer = _optimizer(model)
+        optimizer = build_optimizer(model, config.optimizer)
         start_epoch, best_state = 1, None
         state = _load_checkpoint(config, fingerprint) if config.restore else None
         if state is not None:

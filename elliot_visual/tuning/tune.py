@@ -55,6 +55,7 @@ class TuningSettings:
     top_k: int
     gpu: int = -1
     random_seed: int = 42
+    amp: bool = False  # bfloat16 autocast when training on CUDA (the experiment's ``amp`` key)
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ def tune_and_evaluate(spec: ModelSpec, folds: list[list[Interactions]], settings
             _log_study_progress(spec.key, len(trials) + 1, planned, started)
             try:
                 outcome = _run_trial(cls, params, loader, spec, validation_folds, task, selection, features,
-                                     device, paths)
+                                     device, paths, amp=settings.amp)
             except TrainingDivergedError as error:  # recorded as failed; the study goes on
                 outcome = failed_trial(cls.report_name(params, loader), params, error, settings.evaluation.cutoffs)
                 log.warning("%s: trial failed and is recorded as such: %s", outcome.name, outcome.failed)
@@ -216,7 +217,8 @@ def watched_values(task: Task, selection: Selection, spec: ModelSpec) -> list[Se
 
 def _run_trial(cls: type[Recommender], params: HyperParams, loader: str, spec: ModelSpec,
                validation_folds: list[Interactions], task: Task, selection: Selection,
-               features: FeatureProvider, device: torch.device, paths: ResultPaths | None) -> TrialOutcome:
+               features: FeatureProvider, device: torch.device, paths: ResultPaths | None, *,
+               amp: bool = False) -> TrialOutcome:
     name = cls.report_name(params, loader)
     watched = watched_values(task, selection, spec)
     # Feature-reading metrics (VisDiv: t-SNE per user) select nothing and cost far more than the others,
@@ -240,7 +242,7 @@ def _run_trial(cls: type[Recommender], params: HyperParams, loader: str, spec: M
         config = TrainingConfig(validation_rate=spec.meta.validation_rate, early_stopping=spec.early_stopping,
                                 device=device, checkpoint_dir=checkpoint, restore=spec.meta.restore,
                                 progress=True, description=name, selection=selection.key, history_path=history,
-                                verbose=spec.meta.verbose)
+                                verbose=spec.meta.verbose, amp=amp, optimizer=spec.meta.optimizer)
         training = train(model, data, config, validate, features=inputs)
         trainings.append(training)
         if spec.meta.optimize_internal_loss:  # Elliot's get_loss: the lowest epoch loss is the trial's loss

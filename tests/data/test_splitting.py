@@ -174,7 +174,7 @@ def test_save_on_disk_then_hierarchy_reads_the_same_split(tiny_frames, tmp_path)
     assert sorted(p.relative_to(tmp_path / "splits").as_posix() for p in (tmp_path / "splits").rglob("*.tsv")) == [
         "0/0/train.tsv", "0/0/val.tsv", "0/test.tsv", "1/0/train.tsv", "1/0/val.tsv", "1/test.tsv"]
     first_test_line = (tmp_path / "splits" / "0" / "test.tsv").read_text().splitlines()[0]
-    assert first_test_line == "u1\ti1\t5.0\t100"       # headerless, the input's columns
+    assert first_test_line == "u1\ti1\t5\t100"       # headerless, the input's columns, ratings as Elliot writes them
     back = read_hierarchy(tmp_path / "splits")
     assert len(back) == len(folds)
     for (inner, test), (inner_back, test_back) in zip(folds, back):
@@ -182,6 +182,18 @@ def test_save_on_disk_then_hierarchy_reads_the_same_split(tiny_frames, tmp_path)
         for (train, val), (train_back, val_back) in zip(inner, inner_back):
             pd.testing.assert_frame_equal(train_back, train)
             pd.testing.assert_frame_equal(val_back, val)
+
+
+def test_saved_split_writes_whole_ratings_as_integers_and_keeps_fractions_as_elliot_does(tmp_path):
+    whole = pd.DataFrame({"user": ["a", "a", "b"], "item": ["x", "y", "x"], "rating": [2.0, 5.0, 1.0],
+                          "timestamp": [3, 1, 2]})
+    save_splits([([(whole, None)], whole)], tmp_path / "whole")
+    assert (tmp_path / "whole" / "0" / "test.tsv").read_text() == "a\tx\t2\t3\na\ty\t5\t1\nb\tx\t1\t2\n"
+    halves = whole.assign(rating=[2.0, 4.5, 1.0])
+    save_splits([([(halves, None)], halves)], tmp_path / "halves")
+    assert (tmp_path / "halves" / "0" / "test.tsv").read_text() == "a\tx\t2.0\t3\na\ty\t4.5\t1\nb\tx\t1.0\t2\n"
+    [([(_, _), ], back)] = read_hierarchy(tmp_path / "whole")
+    assert back["rating"].tolist() == [2.0, 5.0, 1.0]
 
 
 def test_saved_split_without_validation_uses_train_tsv_beside_test(tiny_frames, tmp_path):

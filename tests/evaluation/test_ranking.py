@@ -8,6 +8,7 @@ import scipy.sparse as sp
 import torch
 
 from elliot_visual.data.interactions import Interactions
+from elliot_visual.evaluation import ranking
 from elliot_visual.evaluation.ranking import TopK, csr_row_search, rank, rank_among
 
 
@@ -94,9 +95,12 @@ def elliot_full_list(scores: np.ndarray, train: sp.csr_matrix, u: int) -> list[i
     return sorted(cand, key=lambda i: (-scores[u, i], i)) + sorted(banned.tolist())
 
 
+@pytest.mark.parametrize("cache_rows", [None, 1, 2], ids=["one chunk", "chunks of 1 row", "chunks of 2 rows"])
 @pytest.mark.parametrize("tied", [True, False], ids=["integer scores, many ties", "continuous scores"])
-def test_positions_are_places_in_elliots_full_length_list(rng, fixed_scores, tied):
+def test_positions_are_places_in_elliots_full_length_list(rng, fixed_scores, tied, cache_rows, monkeypatch):
     data = random_split(rng)
+    if cache_rows is not None:  # count positions a few score rows at a time, as on a large catalogue
+        monkeypatch.setattr(ranking, "_CACHE_BLOCK", cache_rows * data.n_items)
     scores = (rng.integers(0, 4, size=(data.n_users, data.n_items)) if tied
               else rng.normal(size=(data.n_users, data.n_items))).astype(np.float32)
     held = data.test

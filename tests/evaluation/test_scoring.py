@@ -10,6 +10,7 @@ from elliot_visual.models.acf import ACF
 from elliot_visual.models.base import build_model
 from elliot_visual.models.deepstyle import DeepStyle
 from elliot_visual.models.vbpr import VBPR
+from elliot_visual.training.optimizers import build_optimizer
 
 N_USERS, N_ITEMS = 3, 7
 BATCH = Triples(torch.tensor([0, 2, 1]), torch.tensor([1, 0, 3]), torch.tensor([2, 3, 0]),
@@ -44,7 +45,7 @@ def test_each_evaluation_sees_the_weights_of_its_time_after_fused_steps_and_load
     """Fused Adam updates weights without bumping tensor versions; a new evaluation must see them."""
     model = build_model(VBPR, VBPR.Params(factors=2, factors_d=2, lr=0.1), N_USERS, N_ITEMS,
                         {"visual_features": _features(N_ITEMS, 3)})
-    optimizer = model.configure_optimizer()
+    optimizer = build_optimizer(model, "adam")
     saved = {k: v.clone() for k, v in model.state_dict().items()}
     model.eval()
     with torch.no_grad():

@@ -13,9 +13,10 @@ from elliot_visual.evaluation.scoring import ModelScores
 from elliot_visual.models.acf import ACF
 from elliot_visual.models.base import build_model
 from elliot_visual.models.deepstyle import DeepStyle
-from elliot_visual.models.dvbpr import DVBPR
+from elliot_visual.models.dvbpr import DVBPR, same_padding
 from elliot_visual.models.pairwise import glorot_
 from elliot_visual.models.visrank import VisRank
+from elliot_visual.models import vnpr as vnpr_module
 from elliot_visual.models.vnpr import VNPR
 from elliot_visual.models.vbpr import VBPR
 
@@ -199,6 +200,17 @@ def test_vnpr_prediction_averages_elliots_two_towers() -> None:
     assert np.count_nonzero(expected) > 0
 
 
+def test_vnpr_scores_are_the_same_when_computed_in_many_user_groups_and_item_blocks(monkeypatch) -> None:
+    model = _vnpr()
+    for layer in [*model.tower_1, *model.tower_2]:
+        nn.init.uniform_(layer.bias, 0.1, 0.3)
+    whole = model.score(torch.arange(N_USERS)).detach()
+    monkeypatch.setattr(vnpr_module, "KERNEL_COLUMNS", 3)   # one user per group (3 hidden units)
+    monkeypatch.setattr(vnpr_module, "SCORE_BUDGET", 6)     # two items per block
+    torch.testing.assert_close(model.score(torch.arange(N_USERS)).detach(), whole)
+    assert whole.abs().sum() > 0
+
+
 def test_vnpr_gradients_match_finite_differences_with_one_and_two_towers() -> None:
     for towers in (1, 2):
         model = _vnpr(dropout=0, towers=towers)
@@ -242,6 +254,25 @@ def test_dvbpr_score_is_the_user_vector_times_the_cnn_embedding_of_the_scaled_im
     torch.testing.assert_close(model.score(torch.arange(N_USERS)), model.Tu @ hidden.T)
 
 
+@pytest.mark.parametrize("size, pads, out", [(224, (3, 4), 56), (24, (3, 4), 6), (23, (4, 4), 6)])
+def test_dvbpr_first_convolution_pads_same_as_tensorflow(size: int, pads: tuple[int, int], out: int) -> None:
+    """TF 'same' at stride 4, kernel 11: output ceil(size / 4); total padding (out-1)*4 + 11 - size,
+    the odd pixel after (224 -> 7 = 3 + 4; 23 -> 8 = 4 + 4)."""
+    pad = same_padding((size, size), kernel=11, stride=4)
+    assert pad.padding == (*pads, *pads)
+    conv = torch.nn.Conv2d(1, 1, 11, stride=4)
+    assert conv(pad(torch.zeros(1, 1, size, size))).shape[-2:] == (out, out)
+
+
+def test_dvbpr_layers_start_as_keras_does_glorot_kernels_and_zero_biases() -> None:
+    model = _dvbpr()
+    first = model.conv[1]
+    bound = (6 / (3 * 121 + 2 * 121)) ** 0.5  # Keras: fan_in = 3 * 11 * 11, fan_out = 2 * 11 * 11
+    assert float(first.weight.detach().abs().max()) <= bound and float(first.weight.detach().abs().max()) > 0.8 * bound
+    layers = [m for m in [*model.conv, *model.fc] if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert len(layers) == 8 and all(float(m.bias.detach().abs().max()) == 0 for m in layers)
+
+
 def test_dvbpr_item_embeddings_are_recomputed_after_the_weights_change() -> None:
     model = _dvbpr()
     model.eval()
@@ -254,7 +285,7 @@ def test_dvbpr_item_embeddings_are_recomputed_after_the_weights_change() -> None
 
 def test_dvbpr_gradients_match_finite_differences() -> None:
     # Dropout off (eval mode): the loss must be a deterministic function of the weights.
-    _gradcheck(_dvbpr(), ["Tu", "conv.0.bias", "conv.3.bias", "fc.0.weight", "fc.2.weight"], training=False)
+    _gradcheck(_dvbpr(), ["Tu", "conv.1.bias", "conv.4.bias", "fc.0.weight", "fc.2.weight"], training=False)
 
 
 # --- VisRank ---------------------------------------------------------------------------------

@@ -82,6 +82,21 @@ def test_early_stopping_follows_elliot_rule(observations: list[float], patience:
     assert should_stop(rule, observations) is expected
 
 
+@pytest.mark.parametrize(("observations", "expected"), [
+    ([0.3, 0.5, 0.4, 0.45, 0.42, 0.49, 0.44], True),    # five events since 0.5, none above it
+    ([0.3, 0.5, 0.4, 0.45, 0.42, 0.49], False),         # only four since the best
+    ([0.3, 0.5, 0.4, 0.5, 0.42, 0.49, 0.44], True),     # equalling the best is no improvement
+    ([0.3, 0.5, 0.4, 0.45, 0.42, 0.51, 0.44], False),   # a new best restarts the count
+])
+def test_since_best_rule_stops_after_patience_events_without_a_new_best(observations: list[float],
+                                                                         expected: bool) -> None:
+    """The VRS fork's hard-coded rule (patience 5). Elliot's rule would not stop on the first list:
+    its last five changes are not all drops."""
+    rule = EarlyStopping(monitor="AUC@100", patience=5, rule="since_best")
+    assert should_stop(rule, observations) is expected
+    assert not should_stop(EarlyStopping(monitor="AUC@100", patience=5), observations)
+
+
 def test_early_stopping_on_loss_is_min_mode() -> None:
     rule = EarlyStopping(monitor="loss", patience=1)
     assert should_stop(rule, [1.0, 1.2]) and not should_stop(rule, [1.0, 0.9])
