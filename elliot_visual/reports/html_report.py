@@ -88,8 +88,12 @@ def _perf_file(folder: Path, prefix: str, cutoff: int, threshold: Any, stamp: st
     return folder / f"{prefix}cutoff_{cutoff}_relthreshold_{threshold}_{stamp}.tsv"
 
 
+# Text columns a trial table may carry beside the metrics (why a trial failed or was stopped).
+STATUS_COLUMNS = ("failed", "error", "status")
+
+
 def _metric_columns(frame: pd.DataFrame, skip: Sequence[str]) -> list[str]:
-    return [c for c in frame.columns if c not in skip and not c.endswith("_std")]
+    return [c for c in frame.columns if c not in skip and c not in STATUS_COLUMNS and not c.endswith("_std")]
 
 
 def _significance(folder: Path, cutoff: int, threshold: Any, stamp: str) -> dict[str, dict[tuple[str, str, str], float]]:

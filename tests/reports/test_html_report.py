@@ -26,7 +26,8 @@ def _one(folder: Path, pattern: str) -> Path:
 def test_ranked_columns_mark_best_and_runner_up_with_ties() -> None:
     assert ranked_columns([0.2, 0.5, 0.5, 0.3, None, float("nan")]) == ["", "best", "best", "second", "", ""]
     assert ranked_columns([0.2, 0.1]) == ["best", "second"]
-    assert ranked_columns([0.2, 0.1], higher_is_better=False) == ["", ""]
+    assert ranked_columns([0.2, 0.1], higher_is_better=None) == ["", ""]          # no direction (VisDiv)
+    assert ranked_columns([0.2, 0.1, 0.3], higher_is_better=False) == ["second", "best", ""]   # lower is better (ARP)
 
 
 def _hand_made_run(root: Path) -> Path:
