@@ -43,7 +43,7 @@ def run_experiment(config_path: str | Path) -> RunSummary:
     paths = result_paths(exp).create()
     folds = prepare_data(exp.data)                                  # data/: read, prefilter, split
     folds, features = side_information_provider(exp.data, folds)    # features/: aligned to item index
-    settings = TuningSettings(exp.evaluation, exp.top_k, exp.gpu, exp.random_seed)
+    settings = TuningSettings(exp.evaluation, exp.top_k, exp.gpu, exp.random_seed, exp.threads, exp.ray)
     outcomes = [tune_and_evaluate(variant, folds, settings, features, paths)  # tuning/ + training/ + evaluation/
                 for spec in exp.models for variant in comparison_variants(spec)]
     significance = compare_models(outcomes, exp.evaluation)         # evaluation/: paired tests
@@ -68,4 +68,4 @@ def run_extraction_blocks(exp: Experiment) -> None:
         return
     from elliot_visual.extraction.blocks import ensure_features
 
-    ensure_features(exp.extraction, Path(exp.config_path).parent, exp.dataset, exp.gpu)
+    ensure_features(exp.extraction, Path(exp.config_path).parent, exp.dataset, exp.gpu, exp.ray)

@@ -34,10 +34,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ResultRow:
-    """One line of a performance table: a model name and its metric values at one cutoff."""
+    """One line of a performance table: a model name and its metric values at one cutoff; a trial
+    that failed or was stopped has no values and says why in ``error``."""
 
     model: str
     values: dict[str, float]
+    error: str | None = None
 
 
 def performance_table(rows: Sequence[ResultRow]) -> str:
@@ -47,9 +49,11 @@ def performance_table(rows: Sequence[ResultRow]) -> str:
         for name in row.values:
             if name not in columns:
                 columns.append(name)
-    lines = ["\t".join(["model", *columns])]
+    errors = any(row.error for row in rows)  # an 'error' column only when a trial failed (Elliot has none)
+    lines = ["\t".join(["model", *columns, *(["error"] if errors else [])])]
     for row in rows:
-        lines.append("\t".join([row.model, *(format_number(row.values.get(c)) for c in columns)]))
+        cells = [row.model, *(format_number(row.values.get(c)) for c in columns)]
+        lines.append("\t".join(cells + ([row.error or ""] if errors else [])))
     return "\n".join(lines) + "\n"
 
 
@@ -142,7 +146,8 @@ def write_reports(evaluation: "Evaluation", outcomes: "Sequence[ModelOutcome]",
             for outcome in outcomes:
                 if outcome.spec.is_tuned and outcome.table == table:
                     trial_rows.setdefault(outcome.family, []).extend(
-                        ResultRow(t.name, t.test.values[cutoff]) for t in outcome.trials)
+                        ResultRow(t.name, t.test.values[cutoff]) if t.test is not None
+                        else ResultRow(t.name, {}, f"{t.status}: {t.error}") for t in outcome.trials)
             for family, family_rows in trial_rows.items():
                 written += write_performance(paths, cutoff, threshold, stamp, family_rows, family=family,
                                              triplets=triplets, table=table)
@@ -166,7 +171,7 @@ def write_reports(evaluation: "Evaluation", outcomes: "Sequence[ModelOutcome]",
         if outcome.spec.meta.save_recs:
             for trial in outcome.trials:
                 recs = trial.recommendations
-                if recs is None:  # a task that ranks no item (multilabel) has no lists
+                if recs is None:  # a task that ranks no item (multilabel), a failed or stopped trial
                     continue
                 written.append(write_recommendations(paths, trial.name, recs.user_ids, recs.item_ids,
                                                      recs.scores))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from elliot_visual.config.schema import Evaluation, ModelSpec, split_metric_at
+from elliot_visual.config.schema import Evaluation, ModelSpec, RayConfig, split_metric_at
 from elliot_visual.config.search_space import parse_dimension
 from elliot_visual.data.interactions import Interactions
 from elliot_visual.evaluation.evaluator import EvaluationResult, build_metrics, evaluate_lists
@@ -33,7 +33,7 @@ from elliot_visual.registry import MODELS
 from elliot_visual.storage import ResultPaths, safe_file_name
 from elliot_visual.training.history import HISTORY_FILE
 from elliot_visual.training.loop import TrainingConfig, TrainingResult, resolve_device, train
-from elliot_visual.tuning.search import best_trial, search
+from elliot_visual.tuning.search import Trial, best_trial, search
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,15 @@ item features."""
 @dataclass(frozen=True)
 class TuningSettings:
     """The config sections the tuner reads (not the whole experiment): ``evaluation``, the list
-    length ``top_k``, Elliot's ``gpu`` key and the experiment's ``random_seed`` (search seeds)."""
+    length ``top_k``, Elliot's ``gpu`` key, the experiment's ``random_seed`` (search seeds), its
+    ``threads`` (torch's CPU pool, also inside Ray trials) and its ``ray`` block (None: trials run here)."""
 
     evaluation: Evaluation
     top_k: int
     gpu: int = -1
     random_seed: int = 42
+    threads: int | None = None
+    ray: RayConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -65,17 +68,27 @@ class PublicLists:
 
 @dataclass
 class TrialOutcome:
-    """One hyperparameter configuration, trained and evaluated."""
+    """One hyperparameter configuration, trained and evaluated; or, with ``status`` ``failed``
+    (an exception, a killed worker) or ``stopped`` (a scheduler ended it early), not evaluated:
+    ``error`` says why, ``loss`` is NaN (never selected) and ``test`` is None."""
 
     name: str
     params: HyperParams
     loss: float
     best_iteration: int | None
     validation: dict[int, dict[str, float]]
-    test: EvaluationResult
+    test: EvaluationResult | None
     training: list[TrainingResult] = field(default_factory=list)
     recommendations: PublicLists | None = None
     artifacts: dict[str, Any] = field(default_factory=dict)  # the model's describe() (e.g. TVBPR's trends)
+    status: str = "ok"
+    error: str | None = None
+
+
+def unfinished_trial(name: str, params: HyperParams, status: str, error: str) -> TrialOutcome:
+    """A trial that produced no evaluation, recorded with its reason (it keeps the study going)."""
+    return TrialOutcome(name=name, params=params, loss=float("nan"), best_iteration=None, validation={},
+                        test=None, status=status, error=" ".join(error.split()))
 
 
 @dataclass
@@ -144,22 +157,27 @@ def tune_and_evaluate(spec: ModelSpec, folds: list[list[Interactions]], settings
         if validation_folds[0].validation is None:
             log.warning("%s: no validation split; selecting on the test set as Elliot does", spec.key)
         trials: list[TrialOutcome] = []
-
-        def objective(point: dict[str, Any]) -> float:
-            params = cls.Params(**{**spec.params, **point})
-            outcome = _run_trial(cls, params, loader, spec, validation_folds, task, selection, features, device,
-                                 paths)
-            trials.append(outcome)
-            return outcome.loss
-
+        run_point = TrialRunner(cls, spec, loader, validation_folds, settings, features, paths)
         dimensions = [parse_dimension(name, values) for name, values in spec.search.items()]
-        if dimensions:
+        if settings.ray is not None and dimensions:  # an entry without a search space is one trial: run here
+            from elliot_visual.tuning.ray_backend import ray_search
+
+            trials = ray_search(run_point, dimensions, spec, settings, study=f"{spec.key}_fold{len(per_fold)}")
+            index = best_trial([Trial(i, {}, t.loss) for i, t in enumerate(trials)]).index
+        elif dimensions:
+            def objective(point: dict[str, Any]) -> float:
+                trials.append(run_point(point, device=device))
+                return trials[-1].loss
+
             found = search(dimensions, objective, spec.meta.hyper_opt_alg, spec.meta.hyper_max_evals,
                            seed=settings.random_seed)
             index = best_trial(found).index
         else:
-            objective({})
+            trials.append(run_point({}, device=device))
             index = 0
+        if trials[index].status != "ok":
+            raise RuntimeError(f"{spec.key}: every trial failed; the first: {trials[index].name}: "
+                               f"{trials[index].error}")
         trials[index] = chosen = with_feature_metrics(trials[index], validation_folds[-1], settings.evaluation,
                                                       features)
         per_fold.append((trials, chosen))
@@ -179,9 +197,51 @@ def watched_values(task: Task, selection: Selection, spec: ModelSpec) -> list[Se
     return watched
 
 
+ValidationHook = Callable[[dict[str, float]], None]
+
+
+@dataclass
+class TrialRunner:
+    """``run(point)``: one trial of a ``models:`` entry on one test fold, from a point of its search
+    space; the one function both backends call (locally, or inside a Ray Tune trial).
+
+    Picklable (the Ray backend ships it to its workers once per node). ``on_validation`` receives
+    every validation event's values (``{"Recall@20": ...}``) as it happens; ``device`` None
+    resolves ``gpu`` where the trial runs (a Ray worker sees only its own GPUs), and the entry's
+    task is built there for that device.
+    """
+
+    cls: type[Recommender]
+    spec: ModelSpec
+    loader: str
+    validation_folds: list[Interactions]
+    settings: TuningSettings
+    features: FeatureProvider
+    paths: ResultPaths | None
+
+    def params(self, point: dict[str, Any]) -> HyperParams:
+        return self.cls.Params(**{**self.spec.params, **point})
+
+    def name(self, point: dict[str, Any]) -> str:
+        return self.cls.report_name(self.params(point), self.loader)
+
+    def selection(self) -> Selection:
+        return entry_task(self.cls, self.spec, self.settings, torch.device("cpu")).selection(
+            self.spec.meta.validation_metric)
+
+    def __call__(self, point: dict[str, Any], on_validation: ValidationHook | None = None,
+                 device: torch.device | None = None) -> TrialOutcome:
+        device = device or resolve_device(self.settings.gpu)
+        task = entry_task(self.cls, self.spec, self.settings, device)
+        return _run_trial(self.cls, self.params(point), self.loader, self.spec, self.validation_folds, task,
+                          task.selection(self.spec.meta.validation_metric), self.features, device, self.paths,
+                          on_validation)
+
+
 def _run_trial(cls: type[Recommender], params: HyperParams, loader: str, spec: ModelSpec,
                validation_folds: list[Interactions], task: Task, selection: Selection,
-               features: FeatureProvider, device: torch.device, paths: ResultPaths | None) -> TrialOutcome:
+               features: FeatureProvider, device: torch.device, paths: ResultPaths | None,
+               on_validation: ValidationHook | None = None) -> TrialOutcome:
     name = cls.report_name(params, loader)
     watched = watched_values(task, selection, spec)
     # Feature-reading metrics (VisDiv: t-SNE per user) select nothing and cost far more than the others,
@@ -194,7 +254,10 @@ def _run_trial(cls: type[Recommender], params: HyperParams, loader: str, spec: M
         part = "validation" if data.validation is not None else "test"
 
         def validate(m: Recommender, data: Interactions = data, inputs: Mapping = inputs) -> dict[str, float]:
-            return task.validate(m, data, watched, inputs=inputs)
+            values = task.validate(m, data, watched, inputs=inputs)
+            if on_validation is not None:
+                on_validation(values)
+            return values
 
         checkpoint = history = None
         if paths is not None:
