@@ -18,7 +18,6 @@ pytestmark = pytest.mark.usefixtures("local_ray")
 FAST = {"backbone": "efficientnet_lite0", "preprocessing": {"crop": 96}, "workers": 0,
         "progress": False, "layers": ["pooled", "feature_map"], "shard_size": 2, "batch_size": 2}
 RAY = RayConfig(extraction=RayExtraction(actors=2))
-ONE_ACTOR = RayExtraction(actors=1)
 
 
 @pytest.fixture
@@ -44,22 +43,14 @@ def assert_same_files(left: list[Path], right: list[Path]) -> None:
             assert (a / name).read_bytes() == (b / name).read_bytes(), f"{a.name}/{name}"
 
 
-def test_ray_pipeline_writes_the_local_extractors_bytes(tmp_path: Path, images: Path) -> None:
-    local = run_extraction({**FAST, "images": str(images), "output": str(tmp_path / "local")}, "/")
-    on_ray = run_extraction({**FAST, "images": str(images), "output": str(tmp_path / "ray")}, "/", ray=RAY)
-    assert_same_files(on_ray, local)
-    ids = (on_ray[0] / "item_ids.txt").read_text().split()
-    assert len(ids) == 8 and "page" not in ids and "cut" not in ids
-    failed = (on_ray[0] / "failed_images.tsv").read_text().splitlines()
-    assert [line.split("\t")[0] for line in failed] == ["item_id", "cut", "page"]
-    assert not list((tmp_path / "ray" / "efficientnet_lite0").glob(".partial-*"))
-
-
-def test_interrupted_ray_run_resumes_from_its_shards(tmp_path: Path, images: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ray_pipeline_resumes_its_shards_and_writes_the_local_extractors_bytes(
+        tmp_path: Path, images: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver dies after two of five shards; the rerun extracts only the other three. Every
+    shard came from the Ray pipeline (two actors, batches arriving in any order), and the files
+    are byte for byte the local extractor's."""
     import elliot_visual.extraction.extract as module
 
-    config = parse_block({**FAST, "images": str(images), "output": str(tmp_path / "ray")}, "/")
+    block = {**FAST, "images": str(images), "output": str(tmp_path / "ray")}
     original, calls = module._write_shard, {"n": 0}
 
     def fail_on_third(*args: object, **kwargs: object) -> None:
@@ -70,11 +61,17 @@ def test_interrupted_ray_run_resumes_from_its_shards(tmp_path: Path, images: Pat
 
     monkeypatch.setattr(module, "_write_shard", fail_on_third)
     with pytest.raises(RuntimeError, match="driver interrupted"):
-        extract_on_ray(config, ONE_ACTOR)
+        run_extraction(block, "/", ray=RAY)
     monkeypatch.setattr(module, "_write_shard", original)
-    assert len(list((tmp_path / "ray" / "efficientnet_lite0").glob(".partial-*/*.ids.txt"))) == 2
-    resumed = extract_on_ray(config, ONE_ACTOR)
+    network = tmp_path / "ray" / "efficientnet_lite0"
+    assert len(list(network.glob(".partial-*/*.ids.txt"))) == 2
+    resumed = extract_on_ray(parse_block(block, "/"), RAY.extraction)
     assert resumed.resumed_shards == 2
+    assert not list(network.glob(".partial-*"))  # shards removed once assembled
     local = run_extraction({**FAST, "images": str(images), "output": str(tmp_path / "local")}, "/")
     assert_same_files(list(resumed.folders.values()), local)
-    assert extract_on_ray(config, ONE_ACTOR).skipped  # complete output is not recomputed
+    ids = (local[0] / "item_ids.txt").read_text().split()
+    assert len(ids) == 8 and "page" not in ids and "cut" not in ids
+    failed = (local[0] / "failed_images.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in failed] == ["item_id", "cut", "page"]
+    assert run_extraction(block, "/", ray=RAY) == list(resumed.folders.values())  # complete: not recomputed
