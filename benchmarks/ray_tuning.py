@@ -6,7 +6,8 @@
 The grid is BPR-MF on ``data/demo`` (lr x factors x l_w = 2 x 2 x 2, 20 epochs, validation every
 5), one CPU thread per trial (the demo's ``threads: 1``). Each backend runs the same config in its
 own process, so each pays its own imports; the Ray rows include starting a local Ray instance
-(``num_cpus: 2``). The table also says whether every backend selected the same configuration with
+(``num_cpus: 2``). ``cpu s`` is the CPU time of the run's whole process tree (Ray's workers and
+daemons included, as far as they are reaped), the figure that the neighbours' load moves least. The table also says whether every backend selected the same configuration with
 the same metric values (it must). Read the ratio, measured in one run, with the machine's load
 (``uptime``) printed beside it: on a shared machine the absolute seconds move with the neighbours.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -78,13 +80,16 @@ def run(label: str, ray_block: str, folder: Path) -> dict:
     config = folder / f"{label}.yml"
     config.write_text(CONFIG.format(repo=REPO, out=out, ray=ray_block))
     before = load()
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run([sys.executable, "-c", RUN.format(repo=str(REPO), config=str(config))],
                           capture_output=True, text=True, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
     if done.returncode != 0:
         raise SystemExit(f"{label} failed:\n{done.stderr[-4000:]}")
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
     result = json.loads(line[len("RESULT "):])
-    return {"label": label, "load_before": before, "load_after": load(), **result}
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
+    return {"label": label, "load_before": before, "load_after": load(), "cpu_s": cpu_s, **result}
 
 
 def ray_block(folder: Path, label: str, concurrent: int) -> str:
@@ -105,11 +110,11 @@ def main() -> None:
         rows.append(run("ray, 2 concurrent", ray_block(folder, "ray2", 2), folder))
     base = rows[0]
     print(f"8-trial BPR-MF grid on data/demo, {os.cpu_count()} CPUs")
-    print(f"{'backend':<20} {'trials':>6} {'wall s':>8} {'vs serial':>9}  {'same best & metrics':<20} "
+    print(f"{'backend':<20} {'trials':>6} {'wall s':>8} {'cpu s':>7} {'vs serial':>9}  {'same best & metrics':<20} "
           f"load before -> after")
     for row in rows:
         same = row["best"] == base["best"] and json.dumps(row["test"]) == json.dumps(base["test"])
-        print(f"{row['label']:<20} {row['trials']:>6} {row['seconds']:>8.1f} "
+        print(f"{row['label']:<20} {row['trials']:>6} {row['seconds']:>8.1f} {row['cpu_s']:>7.1f} "
               f"{base['seconds'] / row['seconds']:>8.2f}x  {'yes' if same else 'NO':<20} "
               f"{row['load_before']} -> {row['load_after']}")
     print(f"selected: {base['best']}")
