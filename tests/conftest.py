@@ -93,8 +93,8 @@ def attribute_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One local Ray instance per test module (2 CPUs, no dashboard, no usage stats), shut down
-    after; yields a folder under the test's temporary directory for Tune's storage. Ray's own
+    """One local Ray instance per test module (2 CPUs, no dashboard, no usage stats, no memory
+    monitor), shut down after; yields a folder under the test's temporary directory for Tune's storage. Ray's own
     session files go to a short temporary folder (its socket paths must stay under 108 bytes)."""
     import ray
 
@@ -102,6 +102,9 @@ def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     session = tempfile.mkdtemp(prefix="ray-")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+        # Ray's memory monitor kills workers when the whole machine nears its memory limit; on a
+        # shared test machine that is other processes' memory, not these tiny trials'.
+        patch.setenv("RAY_memory_monitor_refresh_ms", "0")
         ray.init(num_cpus=2, include_dashboard=False, _temp_dir=session, log_to_driver=False,
                  configure_logging=False)
         try:

@@ -15,7 +15,8 @@ it and the features are byte-identical to the local extractor's on the same devi
 shard files and their fingerprint are shared, a killed run resumes where it stopped, and a local
 run can finish a Ray run's shards or the reverse. The shards are written by the driver: on a
 cluster, ``output`` must be a folder the driver can write (the workers read only the images,
-so ``images`` must be visible to every node).
+so ``images`` must be visible to every node). The block's ``workers`` (local loader processes)
+are replaced by Ray's decoding tasks; its ``gpu`` by the actors' ``gpus``.
 """
 from __future__ import annotations
 
@@ -73,6 +74,8 @@ def extract_on_ray(config: ExtractionConfig, settings: RayExtraction) -> Extract
         return finished
     records = list_images(config.images)
     check_pca_size(config, records)
+    # An actor sees only the GPUs Ray gave it, numbered from 0; without any it runs on the CPU.
+    config = config.model_copy(update={"gpu": 0 if settings.gpus > 0 else -1})
     describe = ray.remote(num_cpus=1, num_gpus=settings.gpus)(_describe)
     layers, preprocessing, weights, run = ray.get(describe.remote(config))
     job = feature_job(config, records, None, layers, preprocessing, weights, run)

@@ -47,7 +47,7 @@ import numpy as np
 from elliot_visual import storage
 from elliot_visual.config.schema import ModelSpec
 from elliot_visual.config.search_space import Dimension, grid_size, hyperopt_space
-from elliot_visual.training.loop import set_cpu_threads
+from elliot_visual.training.loop import resolve_device, set_cpu_threads
 from elliot_visual.tuning.search import HYPEROPT_SUGGESTERS, grid_search_points, plain
 from elliot_visual.tuning.tune import TrialOutcome, TrialRunner, TuningSettings, unfinished_trial
 
@@ -75,7 +75,8 @@ def ray_search(run_point: TrialRunner, dimensions: list[Dimension], spec: ModelS
 
     trainable = tune.with_resources(
         tune.with_parameters(_trainable, run_point=run_point, points=points, threads=settings.threads,
-                             outcomes=str(study_dir / OUTCOMES), selection=run_point.selection().key),
+                             outcomes=str(study_dir / OUTCOMES), selection=run_point.selection().key,
+                             gpu=0 if ray.gpus > 0 else -1),
         {"cpu": ray.cpus, "gpu": ray.gpus})
     if ray.resume and tune.Tuner.can_restore(str(study_dir)):
         log.info("%s: resuming the Ray Tune study in %s", spec.key, study_dir)
@@ -151,8 +152,9 @@ def _point_key(point: dict[str, Any]) -> str:
 
 
 def _trainable(config: dict[str, Any], *, run_point: TrialRunner, points: list[dict[str, Any]] | None,
-               threads: int | None, outcomes: str, selection: str) -> None:
-    """One Tune trial: the point's training and evaluation, validation events reported as they come."""
+               threads: int | None, outcomes: str, selection: str, gpu: int) -> None:
+    """One Tune trial: the point's training and evaluation, validation events reported as they come.
+    ``gpu`` is 0 when the trial holds GPUs (Ray makes only those visible, numbered from 0), else -1."""
     from ray import tune
 
     set_cpu_threads(threads)
@@ -171,7 +173,7 @@ def _trainable(config: dict[str, Any], *, run_point: TrialRunner, points: list[d
             best = max(best, value)
         tune.report({LOSS: -best, **values})
 
-    outcome = run_point(point, on_validation)
+    outcome = run_point(point, on_validation, device=resolve_device(gpu))
     storage.write_bytes(record, pickle.dumps(outcome))
     tune.report({LOSS: outcome.loss, "finished": True})
 
