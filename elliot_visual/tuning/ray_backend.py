@@ -82,9 +82,11 @@ def ray_search(run_point: TrialRunner, dimensions: list[Dimension], spec: ModelS
         log.info("%s: resuming the Ray Tune study in %s", spec.key, study_dir)
         tuner = tune.Tuner.restore(str(study_dir), trainable, resume_unfinished=True, resume_errored=False)
     else:
-        if study_dir.exists():
+        if study_dir.exists() and not ray.resume:
             log.info("%s: ray.resume is false; starting %s afresh", spec.key, study_dir)
             shutil.rmtree(study_dir)
+        # with resume and no state to restore (killed before Tune's first snapshot), finished
+        # trials are still found in outcomes/
         tuner = _new_tuner(tune, trainable, dimensions, points, algorithm, max_evals, settings, name)
     results = tuner.fit()
     return _outcomes(results, run_point, points, dimensions, study_dir / OUTCOMES, run_point.selection().key)
