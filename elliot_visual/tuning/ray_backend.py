@@ -40,7 +40,7 @@ import math
 import pickle
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,7 +49,9 @@ from elliot_visual.config.schema import ModelSpec
 from elliot_visual.config.search_space import Dimension, grid_size, hyperopt_space
 from elliot_visual.training.loop import resolve_device, set_cpu_threads
 from elliot_visual.tuning.search import HYPEROPT_SUGGESTERS, grid_search_points, plain
-from elliot_visual.tuning.tune import TrialOutcome, TrialRunner, TuningSettings, unfinished_trial
+
+if TYPE_CHECKING:  # tune.py calls this module: no import back at run time
+    from elliot_visual.tuning.tune import TrialOutcome, TrialRunner, TuningSettings
 
 log = logging.getLogger(__name__)
 
@@ -193,18 +195,17 @@ def _outcomes(results: Any, run_point: TrialRunner, points: list[dict[str, Any]]
             index = order
             point = {d.name: plain(result.config[d.name]) for d in dimensions}
         record = outcomes / f"{_point_key(point)}.pkl"
-        params, name = run_point.params(point), run_point.name(point)
         if record.is_file():
             outcome = pickle.loads(record.read_bytes())
         elif result.error is not None:
-            outcome = unfinished_trial(name, params, "failed", _error_text(result.error))
+            outcome = run_point.unfinished(point, "failed", _error_text(result.error))
         else:
             events = int((result.metrics or {}).get("training_iteration", 0))
             best = -float((result.metrics or {}).get(LOSS, math.inf))
-            outcome = unfinished_trial(name, params, "stopped", f"stopped by the scheduler after {events} "
-                                       f"validation event(s), best {selection} {best:.5f}")
+            outcome = run_point.unfinished(point, "stopped", f"stopped by the scheduler after {events} "
+                                           f"validation event(s), best {selection} {best:.5f}")
         if outcome.status != "ok":
-            log.warning("trial %s %s: %s", name, outcome.status, outcome.error)
+            log.warning("trial %s %s: %s", outcome.name, outcome.status, outcome.error)
         found.append((index, outcome))
     return [outcome for _, outcome in sorted(found, key=lambda pair: pair[0])]
 

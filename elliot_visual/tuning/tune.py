@@ -225,6 +225,10 @@ class TrialRunner:
     def name(self, point: dict[str, Any]) -> str:
         return self.cls.report_name(self.params(point), self.loader)
 
+    def unfinished(self, point: dict[str, Any], status: str, error: str) -> TrialOutcome:
+        """The outcome of ``point`` when its trial failed or was stopped before any evaluation."""
+        return unfinished_trial(self.name(point), self.params(point), status, error)
+
     def selection(self) -> Selection:
         return entry_task(self.cls, self.spec, self.settings, torch.device("cpu")).selection(
             self.spec.meta.validation_metric)
