@@ -33,6 +33,7 @@ benchmarks: $(STAMP)
 	$(PY) benchmarks/transactions.py
 	$(PY) benchmarks/imgrec.py
 	$(PY) benchmarks/aggregation.py
+	$(PY) benchmarks/ray_tuning.py
 
 clean:
 	rm -rf $(VENV) results

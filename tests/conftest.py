@@ -1,6 +1,9 @@
 """Fixtures shared by every test area: a seeded Generator, the real data folder, tiny hand-made frames."""
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +89,26 @@ def attribute_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         os.chdir(cwd)
     return root / "results" / DATASET
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One local Ray instance per test module (2 CPUs, no dashboard, no usage stats, no memory
+    monitor), shut down after; yields a folder under the test's temporary directory for Tune's storage. Ray's own
+    session files go to a short temporary folder (its socket paths must stay under 108 bytes)."""
+    import ray
+
+    storage = tmp_path_factory.mktemp("ray_storage")
+    session = tempfile.mkdtemp(prefix="ray-")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+        # Ray's memory monitor kills workers when the whole machine nears its memory limit; on a
+        # shared test machine that is other processes' memory, not these tiny trials'.
+        patch.setenv("RAY_memory_monitor_refresh_ms", "0")
+        ray.init(num_cpus=2, include_dashboard=False, _temp_dir=session, log_to_driver=False,
+                 configure_logging=False)
+        try:
+            yield storage
+        finally:
+            ray.shutdown()
+            shutil.rmtree(session, ignore_errors=True)

@@ -44,7 +44,7 @@ from elliot_visual.config.errors import ConfigError, Problem, key_path, listing,
 from elliot_visual.config.extraction import ExtractionConfig, ExtractionConfigError, FinetuneConfig, parse_block
 from elliot_visual.config.schema import (DataConfig, EarlyStopping, Evaluation, Experiment,
                                          Extraction, Meta, ModelSpec, NegativeSampling, Prefilter,
-                                         SideInformation, Splitting, split_metric_at)
+                                         RayConfig, SideInformation, Splitting, split_metric_at)
 from elliot_visual.config.search_space import Dimension, grid_size, parse_dimension
 from elliot_visual.registry import (FEATURE_LOADERS, METRICS, MODELS, PREFILTERS, SEARCH_ALGORITHMS, SPLITTERS,
                                     TASKS, Registry)
@@ -218,7 +218,9 @@ def _pydantic_problems(error: ValidationError, cls: type[BaseModel], prefix: tup
 
 # Top-level keys the builder reads itself; every other key goes to Experiment as it is.
 _SECTIONS = {"dataset", "data_config", "prefiltering", "splitting", "evaluation", "negative_sampling", "top_k",
-             "extraction", "models", *DEFAULT_RESULT_FOLDERS}
+             "extraction", "ray", "models", *DEFAULT_RESULT_FOLDERS}
+# Where Tune keeps a study's experiment state unless ray.storage_path says otherwise.
+DEFAULT_RAY_STORAGE = "../results/{0}/ray"
 # Schema fields the loader fills in itself; never offered as a key to write.
 _INTERNAL_FIELDS = {"config_path", "raw", "key", "name", "external", "params", "search"}
 
@@ -259,6 +261,8 @@ class _ExperimentBuilder:
         fields.update(self._result_paths())
         if raw.get("extraction") is not None:
             fields["extraction"] = self._extraction(raw["extraction"])
+        if raw.get("ray") is not None:
+            fields["ray"] = self._ray(raw["ray"])
         fields["models"] = self._models(raw.get("models"), evaluation)
         for key, value in raw.items():
             if key not in _SECTIONS:
@@ -558,6 +562,15 @@ class _ExperimentBuilder:
                 self._check_extraction(validated, at)
                 result.append(validated)
         return result
+
+    def _ray(self, raw: Any) -> RayConfig | None:
+        """``ray:`` with ``{0}`` filled and its folders anchored; Tune's state defaults beside the results."""
+        if not isinstance(raw, dict):
+            self.problems.append(Problem(f"expected a mapping, got {raw!r}", key_path(ROOT, "ray"),
+                                         "e.g. 'ray: {address: local, max_concurrent_trials: 2}'"))
+            return None
+        block = {"storage_path": DEFAULT_RAY_STORAGE, **raw}
+        return self._validate(RayConfig, self._anchor_schema_fields(RayConfig, block), (ROOT, "ray"))
 
     def _check_extraction(self, block: Extraction, at: tuple[str | int, ...]) -> None:
         """Validate the block's own keys (config/extraction.py) now, not after data loading."""

@@ -280,6 +280,60 @@ class Extraction(Open):
     """An ``extraction:`` block, read by the extraction plugin (images, backbone, layers, output)."""
 
 
+class RayScheduler(Strict):
+    """``ray.scheduler``: ASHA (Li et al. 2020) stops weak trials at their validation events."""
+
+    name: Literal["asha"] = "asha"
+    grace_period: int = Field(1, ge=1)         # validation events every trial gets before a stop
+    reduction_factor: float = Field(2.0, gt=1)  # keep the best 1/reduction_factor at each rung
+
+
+class RayExtraction(Strict):
+    """``ray.extraction``: run the ``extraction:`` blocks as a Ray Data pipeline."""
+
+    actors: int = Field(1, ge=1)          # inference actors (one model copy each)
+    gpus: float = Field(0.0, ge=0)        # GPUs per inference actor
+    decode_cpus: float = Field(1.0, gt=0)  # CPUs per image-decoding task
+
+
+class RayConfig(Strict):
+    """``experiment.ray``: run tuning trials on Ray Tune (and extraction on Ray Data).
+
+    ``address``: ``local`` starts an in-process instance (``num_cpus`` / ``num_gpus`` cap it),
+    ``auto`` joins the cluster of ``ray start --head`` on this node, ``ray://host:10001`` a remote
+    one. Per-trial resources are ``cpus`` / ``gpus``; Tune's experiment state lives under
+    ``storage_path`` (a killed study resumes from it when ``resume`` is true).
+    """
+
+    address: str = "local"
+    num_cpus: int | None = Field(None, ge=1)
+    num_gpus: int | None = Field(None, ge=0)
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    cpus: float = Field(1.0, gt=0)
+    gpus: float = Field(0.0, ge=0)
+    scheduler: RayScheduler | None = None
+    storage_path: Path | None = None
+    temp_dir: Path | None = None
+    runtime_env: dict[str, Any] | None = None
+    resume: bool = True
+    extraction: RayExtraction | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _known_address(cls, value: str) -> str:
+        if value in ("local", "auto") or value.startswith("ray://") or ":" in value:
+            return value
+        raise ValueError(f"address {value!r}: use 'local' (start Ray here), 'auto' (join the cluster "
+                         "of 'ray start --head' on this node), 'ray://host:port' or 'host:port'")
+
+    @model_validator(mode="after")
+    def _local_only_options(self) -> "RayConfig":
+        if self.address != "local" and (self.num_cpus is not None or self.num_gpus is not None):
+            raise ValueError("num_cpus / num_gpus size a local instance only; a cluster's resources "
+                             "are set by 'ray start' on its nodes")
+        return self
+
+
 class DataSection(Strict):
     """What ``data/`` and ``features/`` need of an experiment (its ``data`` view): the dataset's
     name, ``data_config``, the prefiltering and splitting blocks, and the folder that relative
@@ -329,6 +383,7 @@ class Experiment(Strict):
     align_side_with_train: bool = True
     version: str | None = None
     extraction: list[Extraction] = Field(default_factory=list)
+    ray: RayConfig | None = None  # not an Elliot key: Ray Tune trials / Ray Data extraction
     models: list[ModelSpec]
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 

@@ -26,9 +26,9 @@ from typing import Any
 from elliot_visual.config.extraction import ExtractionConfigError
 
 
-def _experiment_blocks(config: str, section: str) -> tuple[list[dict[str, Any]], str, int, Path]:
+def _experiment_blocks(config: str, section: str) -> tuple[list[dict[str, Any]], str, int, Path, Any]:
     """The ``extraction:`` blocks of an Elliot experiment config, read by ``config/`` (paths
-    anchored, ``{0}`` filled); for ``finetune`` only the blocks with ``metadata``."""
+    anchored, ``{0}`` filled) and its ``ray`` block; for ``finetune`` only the blocks with ``metadata``."""
     from elliot_visual.config import load_experiment, resolve_config_path
 
     experiment = load_experiment(resolve_config_path(config))
@@ -39,7 +39,7 @@ def _experiment_blocks(config: str, section: str) -> tuple[list[dict[str, Any]],
         kind = "fine-tuning block (with 'metadata')" if section == "finetune" else "block"
         raise ExtractionConfigError(f"{experiment.config_path} has no extraction {kind} under "
                                     f"'experiment: extraction:'")
-    return blocks, experiment.dataset, experiment.gpu, Path(experiment.config_path).parent
+    return blocks, experiment.dataset, experiment.gpu, Path(experiment.config_path).parent, experiment.ray
 
 
 def _common_flags(parser: argparse.ArgumentParser) -> None:
@@ -87,15 +87,15 @@ def _run(argv: Sequence[str] | None, section: str, parser: argparse.ArgumentPars
     flags = _overrides(args, keys)
     try:
         if args.config is not None:
-            blocks, dataset, gpu, base_dir = _experiment_blocks(args.config, section)
+            blocks, dataset, gpu, base_dir, ray = _experiment_blocks(args.config, section)
         else:
-            blocks, dataset, gpu, base_dir = [{}], None, None, Path.cwd()
+            blocks, dataset, gpu, base_dir, ray = [{}], None, None, Path.cwd(), None
         for position, block in enumerate(blocks):
             merged = {**block, **flags}
             if section == "finetune" and "metadata" not in merged:
                 raise ExtractionConfigError("finetune needs 'metadata' (--metadata ITEMS.tsv)")
             try:
-                folders = run_extraction(merged, base_dir, dataset, gpu)
+                folders = run_extraction(merged, base_dir, dataset, gpu, ray)
             except ExtractionConfigError as error:
                 raise ExtractionConfigError(f"{section}[{position}]: {error}") from None
             for folder in folders:

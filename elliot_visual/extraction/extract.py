@@ -162,25 +162,68 @@ def _read_lines(path: Path) -> list[str]:
     return text.splitlines() if text else []
 
 
+def pending_batches(job: FeatureJob) -> tuple[set[int], list[list[int]]]:
+    """The shards already on disk and the batches still to run: ``batch_size`` consecutive image
+    positions that never cross a shard boundary, so every batch is the same as in an uninterrupted
+    run (and a batched forward pass sees the same inputs, whichever backend runs it)."""
+    n = len(job.records)
+    n_shards = math.ceil(n / job.shard_size)
+    job.partial_dir.mkdir(parents=True, exist_ok=True)
+    done = {s for s in range(n_shards) if _shard_paths(job.partial_dir, s, len(job.layers))[0].is_file()}
+    batches = [list(range(b, min(b + job.batch_size, min((s + 1) * job.shard_size, n))))
+               for s in range(n_shards) if s not in done
+               for b in range(s * job.shard_size, min((s + 1) * job.shard_size, n), job.batch_size)]
+    return done, batches
+
+
+class ShardWriter:
+    """Collects finished batches, in any order, and writes each shard once all its images are in.
+
+    Within a shard the batches are concatenated by position, so the bytes do not depend on the
+    order in which parallel workers finish them.
+    """
+
+    def __init__(self, job: FeatureJob, done: set[int]) -> None:
+        self.job, n = job, len(job.records)
+        n_shards = math.ceil(n / job.shard_size)
+        self.remaining = {s: min((s + 1) * job.shard_size, n) - s * job.shard_size
+                          for s in range(n_shards) if s not in done}
+        self.parts: dict[int, list[tuple[int, list[int], dict[str, np.ndarray]]]] = {s: [] for s in self.remaining}
+        self.failed: dict[int, list[tuple[int, str]]] = {s: [] for s in self.remaining}
+        self.shards_written = 0
+
+    def add(self, indices: list[int], failures: list[tuple[int, str]],
+            outputs: dict[str, np.ndarray] | None) -> int:
+        """Record one batch (positions decoded, ``(position, reason)`` failures, per-layer arrays
+        ``(len(indices), *shape)``); returns how many images it held."""
+        shard = (indices or [i for i, _ in failures])[0] // self.job.shard_size
+        self.failed[shard].extend(failures)
+        if indices:
+            self.parts[shard].append((indices[0], indices, outputs or {}))
+        count = len(indices) + len(failures)
+        self.remaining[shard] -= count
+        if self.remaining[shard] == 0:
+            self._write(shard)
+        return count
+
+    def _write(self, shard: int) -> None:
+        job, names = self.job, list(self.job.layers)
+        parts = sorted(self.parts.pop(shard), key=lambda part: part[0])
+        failures = [(job.records[i].item_id, str(job.records[i].path), reason)
+                    for i, reason in sorted(self.failed.pop(shard))]
+        ids = [job.records[i].item_id for _, indices, _ in parts for i in indices]
+        arrays = {name: [outputs[name] for _, _, outputs in parts] for name in names}
+        _write_shard(job.partial_dir, shard, names, ids, failures, arrays)
+        self.shards_written += 1
+
+
 def run_job(job: FeatureJob) -> ExtractionResult:
     """Extract every pending shard of ``job``, then assemble the final folders (see module doc)."""
     from torch.utils.data import DataLoader
     from elliot_visual.progress import progress as progress_bar
 
-    names = list(job.layers)
-    n = len(job.records)
-    n_shards = math.ceil(n / job.shard_size)
-    job.partial_dir.mkdir(parents=True, exist_ok=True)
-    done = {s for s in range(n_shards) if _shard_paths(job.partial_dir, s, len(names))[0].is_file()}
-    batches = [list(range(b, min(b + job.batch_size, min((s + 1) * job.shard_size, n))))
-               for s in range(n_shards) if s not in done
-               for b in range(s * job.shard_size, min((s + 1) * job.shard_size, n), job.batch_size)]
-    remaining = {s: min((s + 1) * job.shard_size, n) - s * job.shard_size
-                 for s in range(n_shards) if s not in done}
-    pending_ids: dict[int, list[str]] = {s: [] for s in remaining}
-    pending_failed: dict[int, list[tuple[str, str, str]]] = {s: [] for s in remaining}
-    pending_arrays: dict[int, dict[str, list[np.ndarray]]] = {s: {k: [] for k in names}
-                                                              for s in remaining}
+    done, batches = pending_batches(job)
+    writer = ShardWriter(job, done)
     if batches:
         dataset = ImageDataset(job.records, job.preprocessing, job.max_pixels,
                                job.preprocessing.draft_size if job.fast_jpeg else None)
@@ -188,28 +231,18 @@ def run_job(job: FeatureJob) -> ExtractionResult:
                             collate_fn=collate_images, pin_memory=job.pin_memory,
                             timeout=BATCH_TIMEOUT_S if job.workers else 0,
                             prefetch_factor=4 if job.workers else None)
-        done_images = sum(min((s + 1) * job.shard_size, n) - s * job.shard_size for s in done)
-        with progress_bar(total=n, initial=done_images, unit="img", enabled=job.progress,
+        done_images = len(job.records) - sum(len(b) for b in batches)
+        with progress_bar(total=len(job.records), initial=done_images, unit="img", enabled=job.progress,
                   desc=f"extract {job.metadata.get('backbone', '')}", dynamic_ncols=True) as bar:
             for batch in loader:
-                shard = (batch.indices or [i for i, _ in batch.failures])[0] // job.shard_size
-                for index, reason in batch.failures:
-                    record = job.records[index]
-                    pending_failed[shard].append((index, str(record.path), reason))
-                if batch.images is not None:
-                    outputs = job.extractor(batch.images)
-                    for name in names:
-                        pending_arrays[shard][name].append(outputs[name])
-                    pending_ids[shard].extend(job.records[i].item_id for i in batch.indices)
-                count = len(batch.indices) + len(batch.failures)
-                remaining[shard] -= count
-                bar.update(count)
-                if remaining[shard] == 0:
-                    failures = [(job.records[i].item_id, p, r)
-                                for i, p, r in sorted(pending_failed.pop(shard))]
-                    _write_shard(job.partial_dir, shard, names, pending_ids.pop(shard), failures,
-                                 pending_arrays.pop(shard))
-    result = _assemble(job, n_shards)
+                outputs = job.extractor(batch.images) if batch.images is not None else None
+                bar.update(writer.add(batch.indices, batch.failures, outputs))
+    return finish_job(job, done)
+
+
+def finish_job(job: FeatureJob, done: set[int]) -> ExtractionResult:
+    """Assemble the shards into the final folders and remove them."""
+    result = _assemble(job, math.ceil(len(job.records) / job.shard_size))
     result.resumed_shards = len(done)
     shutil.rmtree(job.partial_dir, ignore_errors=True)
     return result
@@ -416,26 +449,49 @@ def expected_folders(config: ExtractionConfig) -> dict[str, Path]:
     return folders
 
 
+def already_extracted(config: ExtractionConfig) -> ExtractionResult | None:
+    """The result of an earlier complete run of ``config`` (kept unless ``overwrite: true``), or None."""
+    folders = expected_folders(config)
+    if config.overwrite or not all(storage.is_complete_feature_folder(f) for f in folders.values()):
+        return None
+    log.info("features of %s already extracted in %s", config.backbone, next(iter(folders.values())).parent)
+    return ExtractionResult(folders, skipped=True)
+
+
 def extract(config: ExtractionConfig) -> ExtractionResult:
     """Run one extraction block; a complete earlier output is kept unless ``overwrite: true``."""
-    folders = expected_folders(config)
-    if not config.overwrite and all(storage.is_complete_feature_folder(f) for f in folders.values()):
-        log.info("features of %s already extracted in %s", config.backbone,
-                 next(iter(folders.values())).parent)
-        return ExtractionResult(folders, skipped=True)
+    finished = already_extracted(config)
+    if finished is not None:
+        return finished
     records = list_images(config.images)
+    check_pca_size(config, records)
+    extractor, layers, preprocessing, weights, run = build_extractor(config)
+    result = run_job(feature_job(config, records, extractor, layers, preprocessing, weights, run))
+    if result.failed:
+        log.warning("%d image(s) could not be decoded; listed in %s", len(result.failed),
+                    next(iter(result.folders.values())) / storage.FAILED_FILE)
+    return result
+
+
+def check_pca_size(config: ExtractionConfig, records: Sequence[ImageRecord]) -> None:
     if config.pca is not None and config.pca.n_components > len(records):
         raise ExtractionConfigError(
             f"extraction key 'pca.n_components': {config.pca.n_components} components need at "
             f"least as many items, and {config.images} has {len(records)} images. Lower 'pca'.")
-    extractor, layers, preprocessing, weights, run = build_extractor(config)
+
+
+def feature_job(config: ExtractionConfig, records: list[ImageRecord], extractor: Extractor | None,
+                layers: dict[str, Layer], preprocessing: Preprocessing, weights: WeightsInfo,
+                run: dict[str, Any]) -> FeatureJob:
+    """The sharded job of one block; its ``.partial-<fingerprint>`` folder depends only on what
+    shapes the bytes, so a run resumes the shards of an interrupted one, whichever backend ran it."""
     metadata = base_metadata(config, preprocessing, weights, run)
     fingerprint = job_fingerprint(
         {"meta": {k: v for k, v in metadata.items() if k != "versions"},
          "layers": {k: v.node if not v.softmax else [v.node, v.columns] for k, v in layers.items()},
          "shard_size": config.shard_size,
          "max_pixels": config.max_pixels, "fast_jpeg": config.fast_jpeg}, records)
-    job = FeatureJob(
+    return FeatureJob(
         records=records, extractor=extractor, layers=layers, preprocessing=preprocessing,
         folders=output_folders(config, list(layers)),
         partial_dir=storage.network_folder(config.output, config.folder_name) / f".partial-{fingerprint[:16]}",

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ResultRow:
-    """One line of a performance table: a model name and its metric values at one cutoff."""
+    """One line of a performance table: a model name and its metric values at one cutoff (a trial
+    that failed or was stopped has only its reason, under ``failed`` / ``stopped``)."""
 
     model: str
     values: dict[str, float]
@@ -48,8 +49,9 @@ def performance_table(rows: Sequence[ResultRow]) -> str:
         for name in row.values:
             if name not in columns:
                 columns.append(name)
-    if "failed" in columns:  # a diverged trial's reason (tuning/tune.py), after the metrics
-        columns = [c for c in columns if c != "failed"] + ["failed"]
+    for status in ("failed", "stopped"):  # why a trial has no metrics (tuning/tune.py), after the metrics
+        if status in columns:
+            columns = [c for c in columns if c != status] + [status]
     lines = ["\t".join(["model", *columns])]
     for row in rows:
         lines.append("\t".join([row.model, *(format_number(row.values.get(c)) for c in columns)]))
@@ -169,7 +171,7 @@ def write_reports(evaluation: "Evaluation", outcomes: "Sequence[ModelOutcome]",
         if outcome.spec.meta.save_recs:
             for trial in outcome.trials:
                 recs = trial.recommendations
-                if recs is None:  # a task that ranks no item (multilabel), or a failed trial, has no lists
+                if recs is None:  # a task that ranks no item (multilabel), a failed or stopped trial
                     continue
                 written.append(write_recommendations(paths, trial.name, recs.user_ids, recs.item_ids,
                                                      recs.scores))

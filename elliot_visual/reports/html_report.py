@@ -89,7 +89,7 @@ def _perf_file(folder: Path, prefix: str, cutoff: int, threshold: Any, stamp: st
 
 
 # Text columns a trial table may carry beside the metrics (why a trial failed or was stopped).
-STATUS_COLUMNS = ("failed", "error", "status")
+STATUS_COLUMNS = ("failed", "stopped")
 
 
 def _metric_columns(frame: pd.DataFrame, skip: Sequence[str]) -> list[str]:
@@ -228,8 +228,9 @@ def trial_tables(record: dict[str, Any], performance: Path) -> list[Table]:
                       ["configuration"], [])
         table.rows = [([name + (" (selected)" if name in selected else "")], []) for name in first["model"]]
         for k, frame in read.items():
-            table.groups.append((f"cutoff {k}", len(_metric_columns(frame, ("model",)))))
-            for column in _metric_columns(frame, ("model",)):
+            # 'error' (a failed or stopped trial's reason) is text in the TSV, not a metric
+            table.groups.append((f"cutoff {k}", len(_metric_columns(frame, ("model", "error")))))
+            for column in _metric_columns(frame, ("model", "error")):
                 table.columns.append(f"{column}@{k}")
                 table.sampled |= f"{column}_std" in frame.columns
                 for index, (_, row) in enumerate(frame.iterrows()):

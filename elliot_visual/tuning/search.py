@@ -65,14 +65,14 @@ def best_trial(trials: list[Trial]) -> Trial:
     return min(trials, key=lambda t: (math.isnan(t.loss), t.loss if not math.isnan(t.loss) else 0.0, t.index))
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """A hyperopt sample as plain Python (numpy scalars -> int/float; lists/tuples element-wise)."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, tuple):
-        return tuple(_plain(v) for v in value)
+        return tuple(plain(v) for v in value)
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -83,8 +83,13 @@ def _evaluate(points: list[dict[str, Any]], objective: Objective) -> list[Trial]
 @SEARCH_ALGORITHMS.register("grid")
 def grid_search(dimensions: list[Dimension], objective: Objective, max_evals: int, seed: int) -> list[Trial]:
     """The first ``max_evals`` grid points; with continuous dimensions, ``max_evals`` distinct seeded samples."""
+    return _evaluate(grid_search_points(dimensions, max_evals, seed), objective)
+
+
+def grid_search_points(dimensions: list[Dimension], max_evals: int, seed: int) -> list[dict[str, Any]]:
+    """The points ``grid`` evaluates, in order (any backend enumerates these same points)."""
     if grid_size(dimensions) is not None:
-        return _evaluate(grid_points(dimensions)[:max_evals], objective)
+        return grid_points(dimensions)[:max_evals]
     from hyperopt.pyll import stochastic
 
     space = hyperopt_space(dimensions)
@@ -94,7 +99,7 @@ def grid_search(dimensions: list[Dimension], objective: Objective, max_evals: in
     duplicates = 0
     while len(points) < max_evals and duplicates <= MAX_CONSECUTIVE_DUPLICATES:
         sample = stochastic.sample(space, rng=rng)
-        point = {d.name: _plain(sample[d.name]) for d in dimensions}
+        point = {d.name: plain(sample[d.name]) for d in dimensions}
         fingerprint = repr(sorted(point.items()))
         if fingerprint in seen:
             duplicates += 1
@@ -102,7 +107,7 @@ def grid_search(dimensions: list[Dimension], objective: Objective, max_evals: in
         seen.add(fingerprint)
         duplicates = 0
         points.append(point)
-    return _evaluate(points, objective)
+    return points
 
 
 def _hyperopt(suggest: Callable[[], Any]) -> Callable[[list[Dimension], Objective, int, int], list[Trial]]:
@@ -114,7 +119,7 @@ def _hyperopt(suggest: Callable[[], Any]) -> Callable[[list[Dimension], Objectiv
         trials: list[Trial] = []
 
         def evaluate(sample: dict[str, Any]) -> dict[str, Any]:
-            point = {d.name: _plain(sample[d.name]) for d in dimensions}
+            point = {d.name: plain(sample[d.name]) for d in dimensions}
             loss = float(objective(point))
             trials.append(Trial(len(trials), point, loss))
             return {"loss": loss, "status": STATUS_OK}
@@ -159,5 +164,9 @@ def _anneal() -> Any:
     return anneal.suggest
 
 
-for _name, _suggest in (("tpe", _tpe), ("atpe", _atpe), ("mix", _mix), ("rand", _rand), ("anneal", _anneal)):
+HYPEROPT_SUGGESTERS: dict[str, Callable[[], Any]] = {
+    "tpe": _tpe, "atpe": _atpe, "mix": _mix, "rand": _rand, "anneal": _anneal}
+"""Elliot's hyperopt algorithm names -> a function giving hyperopt's ``suggest`` (Ray's HyperOptSearch runs the same)."""
+
+for _name, _suggest in HYPEROPT_SUGGESTERS.items():
     SEARCH_ALGORITHMS.register(_name, _hyperopt(_suggest))

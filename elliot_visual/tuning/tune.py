@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from elliot_visual.config.schema import Evaluation, ModelSpec, split_metric_at
+from elliot_visual.config.schema import Evaluation, ModelSpec, RayConfig, split_metric_at
 from elliot_visual.config.search_space import grid_size, parse_dimension
 from elliot_visual.data.interactions import Interactions
 from elliot_visual.evaluation.evaluator import EvaluationResult, build_metrics, evaluate_lists
@@ -31,12 +31,12 @@ from elliot_visual.evaluation.metrics.base import Metric
 from elliot_visual.evaluation.metrics.visdiv import evaluation_features
 from elliot_visual.evaluation.tasks import Selection, Task, TaskSettings, build_task, default_task
 from elliot_visual.models.base import DEFAULT_LOADER, HyperParams, Recommender, build_model
-from elliot_visual.progress import format_seconds
 from elliot_visual.registry import MODELS
 from elliot_visual.storage import ResultPaths, safe_file_name
+from elliot_visual.progress import format_seconds
 from elliot_visual.training.history import HISTORY_FILE
 from elliot_visual.training.loop import TrainingConfig, TrainingDivergedError, TrainingResult, resolve_device, train
-from elliot_visual.tuning.search import best_trial, search
+from elliot_visual.tuning.search import Trial, best_trial, search
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +49,15 @@ item features."""
 @dataclass(frozen=True)
 class TuningSettings:
     """The config sections the tuner reads (not the whole experiment): ``evaluation``, the list
-    length ``top_k``, Elliot's ``gpu`` key and the experiment's ``random_seed`` (search seeds)."""
+    length ``top_k``, Elliot's ``gpu`` key, the experiment's ``random_seed`` (search seeds), its
+    ``threads`` (torch's CPU pool, also inside Ray trials) and its ``ray`` block (None: trials run here)."""
 
     evaluation: Evaluation
     top_k: int
     gpu: int = -1
     random_seed: int = 42
+    threads: int | None = None
+    ray: RayConfig | None = None
     amp: bool = False  # bfloat16 autocast when training on CUDA (the experiment's ``amp`` key)
 
 
@@ -69,26 +72,35 @@ class PublicLists:
 
 @dataclass
 class TrialOutcome:
-    """One hyperparameter configuration, trained and evaluated."""
+    """One hyperparameter configuration, trained and evaluated; or, with ``status`` ``failed``
+    (an exception, a killed worker) or ``stopped`` (a scheduler ended it early), not evaluated:
+    ``error`` says why, ``loss`` is infinite (the worst: never selected) and ``test`` holds the reason under a
+    ``failed`` / ``stopped`` column at every cutoff (the trial tables show it after the metrics)."""
 
     name: str
     params: HyperParams
     loss: float
     best_iteration: int | None
     validation: dict[int, dict[str, float]]
-    test: EvaluationResult
+    test: EvaluationResult | None
     training: list[TrainingResult] = field(default_factory=list)
     recommendations: PublicLists | None = None
     artifacts: dict[str, Any] = field(default_factory=dict)  # the model's describe() (e.g. TVBPR's trends)
-    failed: str | None = None  # why training diverged; the trial tables show it in a 'failed' column
+    status: str = "ok"
+    error: str | None = None
+
+    @property
+    def failed(self) -> str | None:
+        """Why the trial failed (training diverged, an exception, a killed worker), else None."""
+        return self.error if self.status == "failed" else None
 
 
-def failed_trial(name: str, params: HyperParams, error: TrainingDivergedError, cutoffs: list[int]) -> TrialOutcome:
-    """A diverged configuration, kept in the study as failed: the worst loss, no metric values."""
+def unfinished_trial(name: str, params: HyperParams, status: str, error: str, cutoffs: list[int]) -> TrialOutcome:
+    """A trial that produced no evaluation, recorded with its reason (it keeps the study going)."""
     reason = " ".join(str(error).split())  # one line: it is a TSV cell
     return TrialOutcome(name=name, params=params, loss=float("inf"), best_iteration=None, validation={},
-                        test=EvaluationResult(values={k: {"failed": reason} for k in cutoffs}, recommendations=None),
-                        failed=reason)
+                        test=EvaluationResult(values={k: {status: reason} for k in cutoffs}, recommendations=None),
+                        status=status, error=reason)
 
 
 @dataclass
@@ -157,37 +169,31 @@ def tune_and_evaluate(spec: ModelSpec, folds: list[list[Interactions]], settings
         if validation_folds[0].validation is None:
             log.warning("%s: no validation split; selecting on the test set as Elliot does", spec.key)
         trials: list[TrialOutcome] = []
+        run_point = TrialRunner(cls, spec, loader, validation_folds, settings, features, paths)
         dimensions = [parse_dimension(name, values) for name, values in spec.search.items()]
-        planned = (spec.meta.hyper_max_evals or grid_size(dimensions) or 1) if dimensions else 1
-        started = time.monotonic()
+        if settings.ray is not None and dimensions:  # an entry without a search space is one trial: run here
+            from elliot_visual.tuning.ray_backend import ray_search
 
-        def objective(point: dict[str, Any]) -> float:
-            try:
-                params = cls.Params(**{**spec.params, **point})
-            except ValidationError as error:
-                item = error.errors(include_url=False)[0]
-                raise ValueError(f"experiment.models.{spec.key}.{'.'.join(map(str, item['loc']))}: the search "
-                                 f"produced {point}, which is invalid: {item['msg']}") from None
-            _log_study_progress(spec.key, len(trials) + 1, planned, started)
-            try:
-                outcome = _run_trial(cls, params, loader, spec, validation_folds, task, selection, features,
-                                     device, paths, amp=settings.amp)
-            except TrainingDivergedError as error:  # recorded as failed; the study goes on
-                outcome = failed_trial(cls.report_name(params, loader), params, error, settings.evaluation.cutoffs)
-                log.warning("%s: trial failed and is recorded as such: %s", outcome.name, outcome.failed)
-            trials.append(outcome)
-            return outcome.loss
+            trials = ray_search(run_point, dimensions, spec, settings, study=f"{spec.key}_fold{len(per_fold)}")
+            index = best_trial([Trial(i, {}, t.loss) for i, t in enumerate(trials)]).index
+        elif dimensions:
+            planned = spec.meta.hyper_max_evals or grid_size(dimensions) or 1
+            started = time.monotonic()
 
-        if dimensions:
+            def objective(point: dict[str, Any]) -> float:
+                _log_study_progress(spec.key, len(trials) + 1, planned, started)
+                trials.append(run_point(point, device=device))
+                return trials[-1].loss if trials[-1].status == "ok" else float("inf")
+
             found = search(dimensions, objective, spec.meta.hyper_opt_alg, spec.meta.hyper_max_evals,
                            seed=settings.random_seed)
             index = best_trial(found).index
         else:
-            objective({})
+            trials.append(run_point({}, device=device))
             index = 0
-        if all(t.failed for t in trials):
-            raise TrainingDivergedError(spec.key, 0, float("inf"), f"every one of its {len(trials)} trials diverged "
-                                        f"(first: {trials[0].failed})")
+        if all(t.status != "ok" for t in trials):
+            raise TrainingDivergedError(spec.key, 0, float("inf"), f"every one of its {len(trials)} trials failed "
+                                        f"(first: {trials[0].error})")
         trials[index] = chosen = with_feature_metrics(trials[index], validation_folds[-1], settings.evaluation,
                                                       features)
         per_fold.append((trials, chosen))
@@ -215,10 +221,66 @@ def watched_values(task: Task, selection: Selection, spec: ModelSpec) -> list[Se
     return watched
 
 
+ValidationHook = Callable[[dict[str, float]], None]
+
+
+@dataclass
+class TrialRunner:
+    """``run(point)``: one trial of a ``models:`` entry on one test fold, from a point of its search
+    space; the one function both backends call (locally, or inside a Ray Tune trial).
+
+    Picklable (the Ray backend ships it to its workers once per node). ``on_validation`` receives
+    every validation event's values (``{"Recall@20": ...}``) as it happens; ``device`` None
+    resolves ``gpu`` where the trial runs (a Ray worker sees only its own GPUs), and the entry's
+    task is built there for that device.
+    """
+
+    cls: type[Recommender]
+    spec: ModelSpec
+    loader: str
+    validation_folds: list[Interactions]
+    settings: TuningSettings
+    features: FeatureProvider
+    paths: ResultPaths | None
+
+    def params(self, point: dict[str, Any]) -> HyperParams:
+        try:
+            return self.cls.Params(**{**self.spec.params, **point})
+        except ValidationError as error:
+            item = error.errors(include_url=False)[0]
+            raise ValueError(f"experiment.models.{self.spec.key}.{'.'.join(map(str, item['loc']))}: the search "
+                             f"produced {point}, which is invalid: {item['msg']}") from None
+
+    def name(self, point: dict[str, Any]) -> str:
+        return self.cls.report_name(self.params(point), self.loader)
+
+    def unfinished(self, point: dict[str, Any], status: str, error: str) -> TrialOutcome:
+        """The outcome of ``point`` when its trial failed or was stopped before any evaluation."""
+        return unfinished_trial(self.name(point), self.params(point), status, error, self.settings.evaluation.cutoffs)
+
+    def selection(self) -> Selection:
+        return entry_task(self.cls, self.spec, self.settings, torch.device("cpu")).selection(
+            self.spec.meta.validation_metric)
+
+    def __call__(self, point: dict[str, Any], on_validation: ValidationHook | None = None,
+                 device: torch.device | None = None) -> TrialOutcome:
+        device = device or resolve_device(self.settings.gpu)
+        task = entry_task(self.cls, self.spec, self.settings, device)
+        params = self.params(point)
+        try:
+            return _run_trial(self.cls, params, self.loader, self.spec, self.validation_folds, task,
+                              task.selection(self.spec.meta.validation_metric), self.features, device, self.paths,
+                              on_validation, amp=self.settings.amp)
+        except TrainingDivergedError as error:  # recorded as failed; the study goes on
+            outcome = self.unfinished(point, "failed", str(error))
+            log.warning("%s: trial failed and is recorded as such: %s", outcome.name, outcome.error)
+            return outcome
+
+
 def _run_trial(cls: type[Recommender], params: HyperParams, loader: str, spec: ModelSpec,
                validation_folds: list[Interactions], task: Task, selection: Selection,
-               features: FeatureProvider, device: torch.device, paths: ResultPaths | None, *,
-               amp: bool = False) -> TrialOutcome:
+               features: FeatureProvider, device: torch.device, paths: ResultPaths | None,
+               on_validation: ValidationHook | None = None, *, amp: bool = False) -> TrialOutcome:
     name = cls.report_name(params, loader)
     watched = watched_values(task, selection, spec)
     # Feature-reading metrics (VisDiv: t-SNE per user) select nothing and cost far more than the others,
@@ -231,7 +293,10 @@ def _run_trial(cls: type[Recommender], params: HyperParams, loader: str, spec: M
         part = "validation" if data.validation is not None else "test"
 
         def validate(m: Recommender, data: Interactions = data, inputs: Mapping = inputs) -> dict[str, float]:
-            return task.validate(m, data, watched, inputs=inputs)
+            values = task.validate(m, data, watched, inputs=inputs)
+            if on_validation is not None:
+                on_validation(values)
+            return values
 
         checkpoint = history = None
         if paths is not None:
