@@ -104,9 +104,14 @@ def test_wrong_layout_is_a_clear_error(tmp_path):
         read_dvbpr(tmp_path / "range.npy")
 
 
+# Ray Tune's own experiment state is pickled, so resuming a study on Ray unpickles whatever the
+# backend does; its per-trial records are pickles beside it (README: resume only from trusted storage).
+UNPICKLING_MODULES = ("data/dvbpr.py", "tuning/ray_backend.py")
+
+
 def test_the_dvbpr_reader_is_the_only_module_that_unpickles():
     package = Path(__file__).resolve().parents[2] / "elliot_visual"
     offenders = [str(p.relative_to(package)) for p in package.rglob("*.py")
-                 if p.name != "dvbpr.py" and any(s in p.read_text(encoding="utf-8")
+                 if str(p.relative_to(package)) not in UNPICKLING_MODULES and any(s in p.read_text(encoding="utf-8")
                                                  for s in ("allow_pickle=True", "import pickle", "pickle.load"))]
     assert offenders == []
