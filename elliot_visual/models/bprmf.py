@@ -32,13 +32,19 @@ class BPRMF(Recommender):
         self.item_factors = nn.Parameter(nn.init.xavier_uniform_(torch.empty(n_items, params.factors)))
         self.item_bias = nn.Parameter(torch.zeros(n_items))
 
-    def loss(self, batch: Triples) -> Tensor:
+    def pairwise(self, batch: Triples) -> tuple[Tensor, Tensor]:
+        """(x_uij per triple, the batch's regularisation): what every pairwise loss over this
+        factorisation reads (BPR here, the hinge in MMMF)."""
         p = self.rows(self.user_factors, batch.users)
         qi, qj = self.rows(self.item_factors, batch.pos), self.rows(self.item_factors, batch.neg)
         bi, bj = self.item_bias[batch.pos], self.item_bias[batch.neg]
         x_uij = (bi - bj) + (p * (qi - qj)).sum(-1)
         reg = self.params.l_w * (p.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()) / 2 \
             + self.params.l_b * (bi.pow(2).sum() + bj.pow(2).sum()) / 2
+        return x_uij, reg
+
+    def loss(self, batch: Triples) -> Tensor:
+        x_uij, reg = self.pairwise(batch)
         return F.softplus(-x_uij).sum() + reg
 
     def score(self, users: Tensor) -> Tensor:

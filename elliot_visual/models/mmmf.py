@@ -1,14 +1,13 @@
 """MMMF: maximum-margin matrix factorisation for item ranking (MyMediaLite's SoftMarginRankingMF)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from elliot_visual.data.samplers import Triples
-from elliot_visual.models.base import PairwiseParams, Recommender, hp, register_model
-from elliot_visual.models.pairwise import Real, l2
+from elliot_visual.models.base import hp, register_model
+from elliot_visual.models.bprmf import BPRMF
+from elliot_visual.models.pairwise import Real
 
 
 def margin_ranking_loss(x_uij: Tensor, margin: float) -> Tensor:
@@ -17,7 +16,7 @@ def margin_ranking_loss(x_uij: Tensor, margin: float) -> Tensor:
 
 
 @register_model("MMMF")
-class MMMF(Recommender):
+class MMMF(BPRMF):
     """x_ui = b_i + <p_u, q_i>, trained on BPR triples with the pairwise hinge
     Σ max(0, margin − x_uij) + l_w/2 (‖p_u‖² + ‖q_i‖² + ‖q_j‖²) + l_b/2 (b_i² + b_j²).
 
@@ -35,29 +34,12 @@ class MMMF(Recommender):
           lr: 0.001
     """
 
-    class Params(PairwiseParams):
-        factors: int = hp(10, "factors", ge=1)
+    class Params(BPRMF.Params):
         lr: Real = hp(0.001, "lr", gt=0)
         l_w: Real = hp(0.01, "l_w", ge=0)
         l_b: Real = hp(0.0, "l_b", ge=0)
         margin: Real = hp(0.0, "margin", ge=0)
 
-    sampler = "bpr"
-
-    def __init__(self, params: Params, n_users: int, n_items: int,
-                 features: Mapping[str, Tensor] | None = None) -> None:
-        super().__init__(params, n_users, n_items, features)
-        self.user_factors = nn.Parameter(nn.init.xavier_uniform_(torch.empty(n_users, params.factors)))
-        self.item_factors = nn.Parameter(nn.init.xavier_uniform_(torch.empty(n_items, params.factors)))
-        self.item_bias = nn.Parameter(torch.zeros(n_items))
-
     def loss(self, batch: Triples) -> Tensor:
-        p = self.user_factors[batch.users]
-        qi, qj = self.item_factors[batch.pos], self.item_factors[batch.neg]
-        bi, bj = self.item_bias[batch.pos], self.item_bias[batch.neg]
-        x_uij = bi - bj + (p * (qi - qj)).sum(1)
-        reg = self.params.l_w * l2(p, qi, qj) + self.params.l_b * l2(bi, bj)
+        x_uij, reg = self.pairwise(batch)
         return margin_ranking_loss(x_uij, float(self.params.margin)) + reg
-
-    def score(self, users: Tensor) -> Tensor:
-        return self.item_bias.unsqueeze(0) + self.user_factors[users] @ self.item_factors.T

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from elliot_visual.storage import write_text
 
-if TYPE_CHECKING:
-    from elliot_visual.training.loop import EpochRecord
-
 HISTORY_FILE = "history.tsv"
+
+
+@dataclass
+class EpochRecord:
+    """One epoch of a training run: a row of the history."""
+
+    epoch: int
+    loss: float
+    validation: float | None = None
+    monitored: float | None = None
+    stage: str = ""  # the model's training stage (``Recommender.training_stages``), "" when it has none
+    seconds: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)  # every validation value of this epoch
 
 
 def _number(value: float | None) -> str:
@@ -27,7 +37,7 @@ def _number(value: float | None) -> str:
     return repr(float(value))
 
 
-def history_table(records: Sequence["EpochRecord"], best_epoch: int | None = None) -> str:
+def history_table(records: Sequence[EpochRecord], best_epoch: int | None = None) -> str:
     """The TSV text of ``records`` (metric columns in first-seen order)."""
     metrics: list[str] = []
     for record in records:
@@ -41,6 +51,6 @@ def history_table(records: Sequence["EpochRecord"], best_epoch: int | None = Non
     return "\n".join(lines) + "\n"
 
 
-def write_history(path: Path, records: Sequence["EpochRecord"], best_epoch: int | None = None) -> Path:
+def write_history(path: Path, records: Sequence[EpochRecord], best_epoch: int | None = None) -> Path:
     """Atomically (re)write the history TSV at ``path``."""
     return write_text(path, history_table(records, best_epoch))

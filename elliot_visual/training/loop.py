@@ -30,7 +30,7 @@ from elliot_visual.config.schema import EarlyStopping
 from elliot_visual.progress import progress
 from elliot_visual.registry import SAMPLERS
 from elliot_visual.storage import write_bytes
-from elliot_visual.training.history import write_history
+from elliot_visual.training.history import EpochRecord, write_history
 from elliot_visual.training.optimizers import OptimizerName, build_optimizer
 
 if TYPE_CHECKING:  # annotations only: the loop itself imports no model or data module, so that
@@ -64,17 +64,6 @@ class TrainingConfig:
     on_epoch: Callable[["EpochRecord"], None] | None = None
     # A batch loss over this many times the first batch's (floored at 1) means training diverged.
     divergence_factor: float = 1e4
-
-
-@dataclass
-class EpochRecord:
-    epoch: int
-    loss: float
-    validation: float | None = None
-    monitored: float | None = None
-    stage: str = ""  # the model's training stage (``Recommender.training_stages``), "" when it has none
-    seconds: float = 0.0
-    metrics: dict[str, float] = field(default_factory=dict)  # every validation value of this epoch
 
 
 @dataclass

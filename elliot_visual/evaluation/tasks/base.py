@@ -23,11 +23,11 @@ from torch import Tensor
 
 from elliot_visual.config.schema import Evaluation, split_metric_at
 from elliot_visual.data.interactions import HeldOut, Interactions
+from elliot_visual.evaluation.evaluator import EvaluationResult, build_metrics
 from elliot_visual.evaluation.scoring import ModelScores
 from elliot_visual.registry import METRICS, TASKS
 
 if TYPE_CHECKING:
-    from elliot_visual.evaluation.evaluator import EvaluationResult
     from elliot_visual.models.base import Recommender
 
 Part = Literal["validation", "test"]
@@ -77,8 +77,6 @@ class Task:
     def trial_metrics(self) -> list[str]:
         """The metrics computed for every trial: all but the feature-reading ones (VisDiv: a t-SNE per
         user), which the tuner adds for the selected configuration only."""
-        from elliot_visual.evaluation.evaluator import build_metrics
-
         return [m.name for m in build_metrics(self.evaluation, self.metric_names()) if not m.needs_features]
 
     def selectable(self) -> list[str]:
